@@ -1,0 +1,340 @@
+// Workload certificates for the pods of this node: fetched on demand and ahead of time, cached per
+// identity, renewed at half-life.
+//
+// Invariants:
+// - Private keys are generated here and never leave the node; the CA only ever sees CSRs.
+// - At most one CSR per identity is in flight; callers for the same identity share it.
+// - A certificate that is still valid keeps serving while its renewal fails; only expiry removes it.
+// - At most `maxConcurrentCsrs` CSRs run at once; queued ones run by priority
+//   (RealTime: a connection waits > Warmup: prefetch > Background: rotation), oldest first.
+// - Failed fetches retry with jittered exponential backoff, capped at MAX_BACKOFF_MS, per identity.
+import { WeftError, errorMessage } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { parseSpiffeId } from '../../core/spiffe.js';
+import {
+  x509,
+  chainsToRoots,
+  exportPkcs8Pem,
+  generateP256KeyPair,
+  parseCertificates,
+  uriSans,
+  P256_SIGNING,
+  subtle,
+} from '../../core/x509.js';
+import type { CaClient } from './ca-client.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+
+export enum Priority {
+  RealTime = 0,
+  Warmup = 1,
+  Background = 2,
+}
+
+/** ztunnel's figures: first retry after 0.5–1 s, doubling, ±20 % jitter, at most 150 s apart. */
+export const INITIAL_BACKOFF_MS = 500;
+export const MAX_BACKOFF_MS = 150_000;
+const JITTER = 0.2;
+/** ztunnel runs at most 8 CSRs at once; more only queues work on the CA. */
+export const DEFAULT_MAX_CONCURRENT_CSRS = 8;
+
+export interface WorkloadCertificate {
+  readonly spiffeId: string;
+  /** PKCS#8 PEM; stays in this process. */
+  readonly privateKeyPem: string;
+  /** Leaf then intermediates, PEM: what a TLS endpoint presents. */
+  readonly certChainPem: string;
+  /** The trust bundle from the CA's answer (the last element of cert_chain). */
+  readonly rootsPem: string;
+  readonly serialNumber: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+export type CertificateState = 'fetching' | 'available' | 'retrying';
+
+export interface CertificateStatus {
+  readonly spiffeId: string;
+  readonly state: CertificateState;
+  readonly serialNumber?: string;
+  readonly notBefore?: string;
+  readonly notAfter?: string;
+  readonly nextRefresh?: string;
+  readonly lastError?: string;
+}
+
+export interface CertificateManagerInputs {
+  readonly caClient: CaClient;
+  readonly trustDomain: string;
+  /** Requested lifetime; the CA may trim it. */
+  readonly ttlSeconds: number;
+  readonly log: Logger;
+  readonly maxConcurrentCsrs?: number;
+  readonly clock?: Clock;
+  /** In [0, 1); injected for deterministic jitter in tests. */
+  readonly random?: () => number;
+}
+
+class Waiter {
+  constructor(
+    readonly resolve: (cert: WorkloadCertificate) => void,
+    readonly reject: (err: Error) => void,
+  ) {}
+}
+
+/** Everything the manager knows about one identity. */
+class IdentityEntry {
+  current: WorkloadCertificate | undefined = undefined;
+  /** Set while a fetch is queued or running. */
+  job: FetchJob | undefined = undefined;
+  timer: TimerHandle | undefined = undefined;
+  nextRefreshMs: number | undefined = undefined;
+  backoffMs = 0;
+  lastError: string | undefined = undefined;
+  waiters: Waiter[] = [];
+
+  constructor(readonly spiffeId: string) {}
+}
+
+class FetchJob {
+  running = false;
+  constructor(
+    readonly entry: IdentityEntry,
+    public priority: Priority,
+    readonly seq: number,
+  ) {}
+}
+
+export class CertificateManager {
+  readonly #in: CertificateManagerInputs;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #maxConcurrent: number;
+  readonly #entries = new Map<string, IdentityEntry>();
+  readonly #queue: FetchJob[] = [];
+  #running = 0;
+  #seq = 0;
+  #closed = false;
+
+  constructor(inputs: CertificateManagerInputs) {
+    this.#in = inputs;
+    this.#clock = inputs.clock ?? systemClock;
+    this.#random = inputs.random ?? Math.random;
+    this.#maxConcurrent = inputs.maxConcurrentCsrs ?? DEFAULT_MAX_CONCURRENT_CSRS;
+  }
+
+  /**
+   * A valid certificate for `spiffeId`: the cached one at once, otherwise after a fetch at `priority`
+   * (a waiting connection passes RealTime, which jumps the queue). Rejects when the fetch fails and no
+   * valid certificate exists; retries continue in the background.
+   */
+  fetch(spiffeId: string, priority: Priority = Priority.RealTime): Promise<WorkloadCertificate> {
+    const entry = this.#entry(spiffeId);
+    const current = entry.current;
+    if (current && current.notAfter.getTime() > this.#clock.now()) return Promise.resolve(current);
+    return new Promise((resolve, reject) => {
+      entry.waiters.push(new Waiter(resolve, reject));
+      this.#request(entry, priority);
+    });
+  }
+
+  /** Makes sure exactly these identities are kept warm: prefetch new ones, forget the rest. */
+  setWanted(spiffeIds: Iterable<string>): void {
+    const wanted = new Set(spiffeIds);
+    for (const id of [...this.#entries.keys()]) if (!wanted.has(id)) this.forget(id);
+    for (const id of wanted) {
+      const entry = this.#entry(id);
+      if (!entry.current && !entry.job && !entry.timer) this.#request(entry, Priority.Warmup);
+    }
+  }
+
+  /** Drops an identity: its timers stop and its certificate is no longer served or renewed. */
+  forget(spiffeId: string): void {
+    const entry = this.#entries.get(spiffeId);
+    if (!entry) return;
+    this.#entries.delete(spiffeId);
+    entry.timer?.cancel();
+    entry.timer = undefined;
+    if (entry.job && !entry.job.running) this.#dequeue(entry.job);
+    this.#failWaiters(entry, new WeftError('ERR_CA_STATE', `identity ${spiffeId} is no longer on this node`, { object: spiffeId }));
+  }
+
+  status(): CertificateStatus[] {
+    const out: CertificateStatus[] = [];
+    for (const entry of this.#entries.values()) {
+      const c = entry.current;
+      const state: CertificateState = entry.lastError && !entry.job ? 'retrying' : c ? 'available' : 'fetching';
+      out.push({
+        spiffeId: entry.spiffeId,
+        state,
+        ...(c && {
+          serialNumber: c.serialNumber,
+          notBefore: c.notBefore.toISOString(),
+          notAfter: c.notAfter.toISOString(),
+        }),
+        ...(entry.nextRefreshMs !== undefined && { nextRefresh: new Date(entry.nextRefreshMs).toISOString() }),
+        ...(entry.lastError !== undefined && { lastError: entry.lastError }),
+      });
+    }
+    return out.sort((a, b) => a.spiffeId.localeCompare(b.spiffeId));
+  }
+
+  /** Stops all timers; queued fetches are abandoned and their waiters rejected. */
+  close(): void {
+    this.#closed = true;
+    for (const id of [...this.#entries.keys()]) this.forget(id);
+  }
+
+  #entry(spiffeId: string): IdentityEntry {
+    let entry = this.#entries.get(spiffeId);
+    if (!entry) {
+      const identity = parseSpiffeId(spiffeId);
+      if (identity.trustDomain !== this.#in.trustDomain)
+        throw new WeftError('ERR_SPIFFE_ID', `identity ${spiffeId} is outside trust domain ${this.#in.trustDomain}`, {
+          object: spiffeId,
+        });
+      entry = new IdentityEntry(spiffeId);
+      this.#entries.set(spiffeId, entry);
+    }
+    return entry;
+  }
+
+  /** Queues a fetch unless one is pending; a more urgent request raises the pending one's priority. */
+  #request(entry: IdentityEntry, priority: Priority): void {
+    if (this.#closed) return;
+    if (entry.job) {
+      if (!entry.job.running && priority < entry.job.priority) entry.job.priority = priority;
+      this.#pump();
+      return;
+    }
+    // A waiting connection must not sit out a backoff timer: it fetches now.
+    entry.timer?.cancel();
+    entry.timer = undefined;
+    entry.nextRefreshMs = undefined;
+    const job = new FetchJob(entry, priority, this.#seq++);
+    entry.job = job;
+    this.#queue.push(job);
+    this.#pump();
+  }
+
+  #dequeue(job: FetchJob): void {
+    const i = this.#queue.indexOf(job);
+    if (i >= 0) this.#queue.splice(i, 1);
+    job.entry.job = undefined;
+  }
+
+  #pump(): void {
+    while (this.#running < this.#maxConcurrent && this.#queue.length > 0) {
+      // The queue is short (bounded by identities on one node); a scan beats keeping a heap in order.
+      let best = 0;
+      for (let i = 1; i < this.#queue.length; i++) {
+        const a = this.#queue[i]!;
+        const b = this.#queue[best]!;
+        if (a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq)) best = i;
+      }
+      const [job] = this.#queue.splice(best, 1);
+      job!.running = true;
+      this.#running++;
+      void this.#run(job!);
+    }
+  }
+
+  async #run(job: FetchJob): Promise<void> {
+    const entry = job.entry;
+    try {
+      const cert = await this.#fetchOnce(entry.spiffeId);
+      if (this.#entries.get(entry.spiffeId) !== entry) return;
+      entry.current = cert;
+      entry.lastError = undefined;
+      entry.backoffMs = 0;
+      const half = cert.notBefore.getTime() + (cert.notAfter.getTime() - cert.notBefore.getTime()) / 2;
+      this.#arm(entry, half, Priority.Background);
+      this.#in.log.info(
+        { identity: entry.spiffeId, serial: cert.serialNumber, not_after: cert.notAfter.toISOString() },
+        'certificate ready',
+      );
+      const waiters = entry.waiters;
+      entry.waiters = [];
+      for (const w of waiters) w.resolve(cert);
+    } catch (err) {
+      if (this.#entries.get(entry.spiffeId) !== entry) return;
+      entry.lastError = errorMessage(err);
+      entry.backoffMs = entry.backoffMs === 0 ? INITIAL_BACKOFF_MS : Math.min(entry.backoffMs * 2, MAX_BACKOFF_MS);
+      const jittered = Math.min(MAX_BACKOFF_MS, entry.backoffMs * (1 - JITTER + 2 * JITTER * this.#random()));
+      const current = entry.current;
+      const stillValid = current !== undefined && current.notAfter.getTime() > this.#clock.now();
+      this.#arm(entry, this.#clock.now() + jittered, stillValid ? Priority.Background : Priority.Warmup);
+      this.#in.log.warn(
+        { identity: entry.spiffeId, error: entry.lastError, retry_in_ms: Math.round(jittered), serving: stillValid },
+        'certificate fetch failed',
+      );
+      if (stillValid) for (const w of entry.waiters.splice(0)) w.resolve(current);
+      else this.#failWaiters(entry, err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      entry.job = undefined;
+      this.#running--;
+      this.#pump();
+    }
+  }
+
+  #arm(entry: IdentityEntry, atMs: number, priority: Priority): void {
+    entry.timer?.cancel();
+    entry.nextRefreshMs = atMs;
+    entry.timer = this.#clock.schedule(atMs - this.#clock.now(), () => {
+      entry.timer = undefined;
+      if (this.#entries.get(entry.spiffeId) !== entry) return;
+      // Timers are clamped to ~24.8 days; a refresh further out simply re-arms.
+      if (this.#clock.now() < atMs) return this.#arm(entry, atMs, priority);
+      this.#request(entry, priority);
+    });
+  }
+
+  #failWaiters(entry: IdentityEntry, err: Error): void {
+    const waiters = entry.waiters;
+    entry.waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  /** One CSR round trip with a fresh key, and the checks the answer must pass before we serve it. */
+  async #fetchOnce(spiffeId: string): Promise<WorkloadCertificate> {
+    const keys = await generateP256KeyPair();
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+      keys,
+      signingAlgorithm: P256_SIGNING,
+      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }], true)],
+    });
+    const chain = await this.#in.caClient.createCertificate(csr.toString('pem'), spiffeId, this.#in.ttlSeconds);
+    return this.#checkResponse(spiffeId, chain, await exportPkcs8Pem(keys.privateKey), keys.publicKey);
+  }
+
+  async #checkResponse(
+    spiffeId: string,
+    chainPems: string[],
+    privateKeyPem: string,
+    publicKey: CryptoKey,
+  ): Promise<WorkloadCertificate> {
+    const bad = (why: string): WeftError =>
+      new WeftError('ERR_CA_RESPONSE', `CA answer for ${spiffeId} rejected: ${why}`, { object: spiffeId });
+    if (chainPems.length < 2) throw bad('cert_chain must hold a leaf and the root bundle');
+    const rootsPem = chainPems[chainPems.length - 1]!;
+    const certs = chainPems.slice(0, -1).flatMap((pem) => parseCertificates(pem));
+    const roots = parseCertificates(rootsPem);
+    const leaf = certs[0];
+    if (!leaf || roots.length === 0) throw bad('no parseable leaf or root certificate');
+    const sans = uriSans(leaf);
+    if (sans.length !== 1 || sans[0] !== spiffeId) throw bad(`leaf names [${sans.join(', ')}]`);
+    const leafKey = Buffer.from(leaf.publicKey.rawData);
+    const ourKey = Buffer.from(await subtle.exportKey('spki', publicKey));
+    if (!leafKey.equals(ourKey)) throw bad('leaf does not carry the key we asked for');
+    if (!(await chainsToRoots(certs, roots, new Date(this.#clock.now()))))
+      throw bad('chain does not verify up to the root bundle at the current time');
+    return {
+      spiffeId,
+      privateKeyPem,
+      certChainPem: certs.map((c) => c.toString('pem') + '\n').join(''),
+      rootsPem,
+      serialNumber: leaf.serialNumber,
+      notBefore: leaf.notBefore,
+      notAfter: leaf.notAfter,
+    };
+  }
+}

@@ -1,0 +1,168 @@
+// The signing material of the mesh CA: a root we generate and keep, or a plugged-in root/intermediate.
+//
+// Invariants: the signing certificate is a CA certificate whose key we hold; `chain` runs from the
+// signing certificate up to (not including) the roots; `rootsPem` is the trust bundle every workload
+// gets. A restart loads the same files, so the root and everything it signed stay valid.
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { WeftError } from '../core/errors.js';
+import {
+  x509,
+  generateP256KeyPair,
+  exportPkcs8Pem,
+  importSigningKey,
+  keyMatchesCertificate,
+  parseCertificates,
+  chainsToRoots,
+  randomSerialHex,
+  P256_SIGNING,
+  type SigningKeyAlgorithm,
+} from '../core/x509.js';
+
+/** Ten years: a generated root outlives any sane deployment of the lab or a test cluster. */
+const GENERATED_ROOT_TTL_MS = 10 * 365 * 24 * 3600 * 1000;
+
+/** Istio's layout for a plugged-in CA (the `cacerts` secret), so existing material drops in. */
+export const PLUGIN_FILES = {
+  cert: 'ca-cert.pem',
+  key: 'ca-key.pem',
+  root: 'root-cert.pem',
+  chain: 'cert-chain.pem',
+} as const;
+
+/** Files of a root the CA generated itself, under its state directory. */
+export const SELF_SIGNED_FILES = { cert: 'root-cert.pem', key: 'root-key.pem' } as const;
+
+export interface SigningAuthority {
+  readonly cert: x509.X509Certificate;
+  readonly key: CryptoKey;
+  readonly algorithm: SigningKeyAlgorithm;
+  /** From the signing certificate up to, not including, the roots (leaf-to-root order). */
+  readonly chain: readonly x509.X509Certificate[];
+  /** The trust bundle: one or more root certificates in PEM. */
+  readonly rootsPem: string;
+  /** Where the material came from, for logs. */
+  readonly origin: 'generated' | 'loaded' | 'plugin';
+}
+
+function caStateError(message: string, file: string, cause?: unknown): WeftError {
+  return new WeftError('ERR_CA_STATE', `${file}: ${message}`, { object: file }, cause);
+}
+
+function readPem(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw caStateError('cannot read', file, err);
+  }
+}
+
+function isCaCertificate(cert: x509.X509Certificate): boolean {
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  return bc?.ca === true;
+}
+
+/** Writes a file atomically with the given mode, so a crash never leaves half a key behind. */
+function writeAtomic(file: string, data: string, mode: number): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, file);
+}
+
+async function generateRoot(trustDomain: string, now: Date): Promise<{ certPem: string; keyPem: string }> {
+  const keys = await generateP256KeyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerialHex(),
+    // Istio names its self-signed root after the trust domain in O=; tools that show it stay familiar.
+    name: `O=${trustDomain}, CN=Weft Root CA`,
+    notBefore: new Date(now.getTime() - 2 * 60_000),
+    notAfter: new Date(now.getTime() + GENERATED_ROOT_TTL_MS),
+    signingAlgorithm: P256_SIGNING,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n', keyPem: await exportPkcs8Pem(keys.privateKey) };
+}
+
+async function loadPlugin(dir: string): Promise<SigningAuthority> {
+  const certFile = join(dir, PLUGIN_FILES.cert);
+  const keyFile = join(dir, PLUGIN_FILES.key);
+  const rootFile = join(dir, PLUGIN_FILES.root);
+  const chainFile = join(dir, PLUGIN_FILES.chain);
+  const [cert] = parseCertificates(readPem(certFile));
+  if (!cert) throw caStateError('holds no PEM certificate', certFile);
+  if (!isCaCertificate(cert)) throw caStateError('is not a CA certificate (basicConstraints CA:TRUE)', certFile);
+  const keyPem = readPem(keyFile);
+  let imported;
+  try {
+    imported = await importSigningKey(keyPem);
+  } catch (err) {
+    throw caStateError(`unusable key: ${(err as Error).message}`, keyFile, err);
+  }
+  if (!keyMatchesCertificate(keyPem, cert)) throw caStateError(`does not match ${PLUGIN_FILES.cert}`, keyFile);
+  const rootsPem = readPem(rootFile);
+  const roots = parseCertificates(rootsPem);
+  if (roots.length === 0) throw caStateError('holds no PEM certificate', rootFile);
+  // cert-chain.pem is the signing cert followed by its intermediates; without it the cert is the chain.
+  let chain = existsSync(chainFile) ? parseCertificates(readPem(chainFile)) : [cert];
+  chain = chain.filter((c) => !roots.some((r) => r.equal(c)));
+  if (chain.length === 0 || !chain[0]!.equal(cert)) chain = [cert, ...chain.filter((c) => !c.equal(cert))];
+  const selfSignedRoot = roots.some((r) => r.equal(cert));
+  if (!selfSignedRoot && !(await chainsToRoots(chain, roots)))
+    throw caStateError(`the chain from "${cert.subject}" does not verify up to ${PLUGIN_FILES.root}`, chainFile);
+  return {
+    cert,
+    key: imported.key,
+    algorithm: imported.algorithm,
+    chain: selfSignedRoot ? [] : chain,
+    rootsPem: rootsPem.endsWith('\n') ? rootsPem : rootsPem + '\n',
+    origin: 'plugin',
+  };
+}
+
+async function loadOrGenerateRoot(dir: string, trustDomain: string, now: Date): Promise<SigningAuthority> {
+  const certFile = join(dir, SELF_SIGNED_FILES.cert);
+  const keyFile = join(dir, SELF_SIGNED_FILES.key);
+  let origin: SigningAuthority['origin'] = 'loaded';
+  if (!existsSync(certFile) && !existsSync(keyFile)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const { certPem, keyPem } = await generateRoot(trustDomain, now);
+    // Key first: a cert without its key would look like a half-finished plug-in.
+    writeAtomic(keyFile, keyPem, 0o600);
+    writeAtomic(certFile, certPem, 0o644);
+    origin = 'generated';
+  } else if (!existsSync(certFile) || !existsSync(keyFile)) {
+    const missing = existsSync(certFile) ? keyFile : certFile;
+    throw caStateError('is missing while its pair exists; refusing to generate a new root over it', missing);
+  }
+  const certPem = readPem(certFile);
+  const [cert] = parseCertificates(certPem);
+  if (!cert) throw caStateError('holds no PEM certificate', certFile);
+  const keyPem = readPem(keyFile);
+  if (!keyMatchesCertificate(keyPem, cert)) throw caStateError(`does not match ${SELF_SIGNED_FILES.cert}`, keyFile);
+  const imported = await importSigningKey(keyPem);
+  return { cert, key: imported.key, algorithm: imported.algorithm, chain: [], rootsPem: certPem, origin };
+}
+
+export interface AuthorityOptions {
+  /** State directory for a generated root. */
+  readonly stateDir: string;
+  /** A directory in Istio's `cacerts` layout; when set, it is used instead of a generated root. */
+  readonly pluginDir?: string | undefined;
+  readonly trustDomain: string;
+  readonly now?: Date;
+}
+
+/** Loads the plug-in CA when given, else the persisted root, generating it on first start. */
+export async function loadSigningAuthority(options: AuthorityOptions): Promise<SigningAuthority> {
+  if (options.pluginDir) return loadPlugin(options.pluginDir);
+  return loadOrGenerateRoot(options.stateDir, options.trustDomain, options.now ?? new Date());
+}

@@ -8,6 +8,7 @@
 // - At most `maxConcurrentCsrs` CSRs run at once; queued ones run by priority
 //   (RealTime: a connection waits > Warmup: prefetch > Background: rotation), oldest first.
 // - Failed fetches retry with jittered exponential backoff, capped at MAX_BACKOFF_MS, per identity.
+import { EventEmitter } from 'node:events';
 import { WeftError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { parseSpiffeId } from '../../core/spiffe.js';
@@ -104,7 +105,8 @@ class FetchJob {
   ) {}
 }
 
-export class CertificateManager {
+/** Events: `certificate` (spiffeId, WorkloadCertificate) after each issuance; `fetch-failed` (spiffeId, Error). */
+export class CertificateManager extends EventEmitter {
   readonly #in: CertificateManagerInputs;
   readonly #clock: Clock;
   readonly #random: () => number;
@@ -116,6 +118,7 @@ export class CertificateManager {
   #closed = false;
 
   constructor(inputs: CertificateManagerInputs) {
+    super();
     this.#in = inputs;
     this.#clock = inputs.clock ?? systemClock;
     this.#random = inputs.random ?? Math.random;
@@ -255,6 +258,7 @@ export class CertificateManager {
       const waiters = entry.waiters;
       entry.waiters = [];
       for (const w of waiters) w.resolve(cert);
+      this.emit('certificate', entry.spiffeId, cert);
     } catch (err) {
       if (this.#entries.get(entry.spiffeId) !== entry) return;
       entry.lastError = errorMessage(err);
@@ -269,6 +273,7 @@ export class CertificateManager {
       );
       if (stillValid) for (const w of entry.waiters.splice(0)) w.resolve(current);
       else this.#failWaiters(entry, err instanceof Error ? err : new Error(String(err)));
+      this.emit('fetch-failed', entry.spiffeId, err);
     } finally {
       entry.job = undefined;
       this.#running--;

@@ -12,16 +12,8 @@ import { EventEmitter } from 'node:events';
 import { WeftError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { parseSpiffeId } from '../../core/spiffe.js';
-import {
-  x509,
-  chainsToRoots,
-  exportPkcs8Pem,
-  generateP256KeyPair,
-  parseCertificates,
-  uriSans,
-  P256_SIGNING,
-  subtle,
-} from '../../core/x509.js';
+import { chainsToRoots, exportPkcs8Pem, parseCertificates, uriSans, subtle } from '../../core/x509.js';
+import { createWorkloadCsr } from './csr.js';
 import type { CaClient } from './ca-client.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 
@@ -59,6 +51,8 @@ export interface CertificateStatus {
   readonly serialNumber?: string;
   readonly notBefore?: string;
   readonly notAfter?: string;
+  /** Leaf and intermediates in PEM: public, so safe to show. */
+  readonly certChainPem?: string;
   readonly nextRefresh?: string;
   readonly lastError?: string;
 }
@@ -173,6 +167,7 @@ export class CertificateManager extends EventEmitter {
           serialNumber: c.serialNumber,
           notBefore: c.notBefore.toISOString(),
           notAfter: c.notAfter.toISOString(),
+          certChainPem: c.certChainPem,
         }),
         ...(entry.nextRefreshMs !== undefined && { nextRefresh: new Date(entry.nextRefreshMs).toISOString() }),
         ...(entry.lastError !== undefined && { lastError: entry.lastError }),
@@ -301,13 +296,8 @@ export class CertificateManager extends EventEmitter {
 
   /** One CSR round trip with a fresh key, and the checks the answer must pass before we serve it. */
   async #fetchOnce(spiffeId: string): Promise<WorkloadCertificate> {
-    const keys = await generateP256KeyPair();
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-      keys,
-      signingAlgorithm: P256_SIGNING,
-      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }], true)],
-    });
-    const chain = await this.#in.caClient.createCertificate(csr.toString('pem'), spiffeId, this.#in.ttlSeconds);
+    const { csrPem, keys } = await createWorkloadCsr(spiffeId);
+    const chain = await this.#in.caClient.createCertificate(csrPem, spiffeId, this.#in.ttlSeconds);
     return this.#checkResponse(spiffeId, chain, await exportPkcs8Pem(keys.privateKey), keys.publicKey);
   }
 

@@ -1,0 +1,54 @@
+// Running Weft parts as real child processes on loopback: free ports, start, wait until up, stop.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { openSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Polling bounds: the parts start in well under a second; 15 s means something is wrong. */
+const WAIT_STEP_MS = 100;
+const WAIT_STEPS = 150;
+
+/** A loopback port free right now (the kernel picks it; a tiny race with other binders is accepted). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const addr = server.address();
+  server.close();
+  return typeof addr === 'object' && addr ? addr.port : 0;
+}
+
+/** Polls `probe` until it yields a value; a thrown error counts as "not yet". */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  let last: unknown;
+  for (let i = 0; i < WAIT_STEPS; i++) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, WAIT_STEP_MS));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+/** Starts `weft <args>` from the same build as this module, its output appended to `logFile`. */
+export function spawnWeft(args: readonly string[], logFile: string): ChildProcess {
+  const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  const log = openSync(logFile, 'a');
+  return spawn(process.execPath, [main, ...args], { stdio: ['ignore', log, log] });
+}
+
+/** SIGTERM and wait for exit (the parts drain on SIGTERM). */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await once(child, 'exit');
+}
+
+/** Resolves once GET `url` answers 2xx. */
+export function waitForHttpOk(what: string, url: string): Promise<true> {
+  return waitFor(what, async () => ((await fetch(url)).ok ? true : undefined));
+}

@@ -8,6 +8,7 @@ import { createWorkloadCsr } from '../agent/identity/csr.js';
 import { createNodeToken, NODE_TOKENS_FILE } from '../ca/node-tokens.js';
 import { SELF_SIGNED_FILES } from '../ca/authority.js';
 import { DEMO_MANIFESTS } from '../lab/demo-manifests.js';
+import { CA_SERVER_NAME } from '../lab/demo.js';
 import { freePort, spawnWeft, stopChild, waitForHttpOk } from '../lab/processes.js';
 import { sampleProcess } from './proc-stats.js';
 
@@ -45,7 +46,18 @@ export async function runCaBench(options: CaBenchOptions): Promise<CaBenchResult
   writeFileSync(join(manifests, 'demo.yaml'), DEMO_MANIFESTS);
   const [port, httpPort] = [await freePort(), await freePort()];
   const ca = spawnWeft(
-    ['ca', 'serve', '--dir', join(dir, 'ca'), '--config', `file:${manifests}`, '--listen', `127.0.0.1:${port}`, '--http-listen', `127.0.0.1:${httpPort}`],
+    [
+      'ca',
+      'serve',
+      '--dir',
+      join(dir, 'ca'),
+      '--config',
+      `file:${manifests}`,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--http-listen',
+      `127.0.0.1:${httpPort}`,
+    ],
     join(dir, 'ca.log'),
   );
   try {
@@ -55,6 +67,7 @@ export async function runCaBench(options: CaBenchOptions): Promise<CaBenchResult
     const client = new GrpcCaClient({
       address: { host: '127.0.0.1', port },
       rootCertFile: join(dir, 'ca', SELF_SIGNED_FILES.cert),
+      serverName: CA_SERVER_NAME,
       tokenFile,
     });
     const csrs: string[] = [];

@@ -99,7 +99,8 @@ async function loadPlugin(dir: string): Promise<SigningAuthority> {
   const chainFile = join(dir, PLUGIN_FILES.chain);
   const [cert] = parseCertificates(readPem(certFile));
   if (!cert) throw caStateError('holds no PEM certificate', certFile);
-  if (!isCaCertificate(cert)) throw caStateError('is not a CA certificate (basicConstraints CA:TRUE)', certFile);
+  if (!isCaCertificate(cert))
+    throw caStateError('is not a CA certificate (basicConstraints CA:TRUE)', certFile);
   const keyPem = readPem(keyFile);
   let imported;
   try {
@@ -107,7 +108,8 @@ async function loadPlugin(dir: string): Promise<SigningAuthority> {
   } catch (err) {
     throw caStateError(`unusable key: ${(err as Error).message}`, keyFile, err);
   }
-  if (!keyMatchesCertificate(keyPem, cert)) throw caStateError(`does not match ${PLUGIN_FILES.cert}`, keyFile);
+  if (!keyMatchesCertificate(keyPem, cert))
+    throw caStateError(`does not match ${PLUGIN_FILES.cert}`, keyFile);
   const rootsPem = readPem(rootFile);
   const roots = parseCertificates(rootsPem);
   if (roots.length === 0) throw caStateError('holds no PEM certificate', rootFile);
@@ -117,7 +119,10 @@ async function loadPlugin(dir: string): Promise<SigningAuthority> {
   if (chain.length === 0 || !chain[0]!.equal(cert)) chain = [cert, ...chain.filter((c) => !c.equal(cert))];
   const selfSignedRoot = roots.some((r) => r.equal(cert));
   if (!selfSignedRoot && !(await chainsToRoots(chain, roots)))
-    throw caStateError(`the chain from "${cert.subject}" does not verify up to ${PLUGIN_FILES.root}`, chainFile);
+    throw caStateError(
+      `the chain from "${cert.subject}" does not verify up to ${PLUGIN_FILES.root}`,
+      chainFile,
+    );
   return {
     cert,
     key: imported.key,
@@ -147,7 +152,8 @@ async function loadOrGenerateRoot(dir: string, trustDomain: string, now: Date): 
   const [cert] = parseCertificates(certPem);
   if (!cert) throw caStateError('holds no PEM certificate', certFile);
   const keyPem = readPem(keyFile);
-  if (!keyMatchesCertificate(keyPem, cert)) throw caStateError(`does not match ${SELF_SIGNED_FILES.cert}`, keyFile);
+  if (!keyMatchesCertificate(keyPem, cert))
+    throw caStateError(`does not match ${SELF_SIGNED_FILES.cert}`, keyFile);
   const imported = await importSigningKey(keyPem);
   return { cert, key: imported.key, algorithm: imported.algorithm, chain: [], rootsPem: certPem, origin };
 }

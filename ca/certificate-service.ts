@@ -3,7 +3,12 @@
 // server from serving the next call.
 import * as grpc from '@grpc/grpc-js';
 import { WeftError, errorMessage, type WeftErrorCode } from '../core/errors.js';
-import { IMPERSONATED_IDENTITY_KEY, structString, type CertificateRequest, type CertificateResponse } from '../core/ca-api.js';
+import {
+  IMPERSONATED_IDENTITY_KEY,
+  structString,
+  type CertificateRequest,
+  type CertificateResponse,
+} from '../core/ca-api.js';
 import { parseSpiffeId } from '../core/spiffe.js';
 import type { Logger } from '../core/log.js';
 import type { SigningAuthority } from './authority.js';
@@ -47,11 +52,18 @@ export function resolveTtlSeconds(requested: string | number, defaultTtl: number
       field: 'validity_duration',
     });
   if (ttl === 0) return defaultTtl;
-  if (ttl < 0) throw new WeftError('ERR_TTL_INVALID', `validity_duration ${ttl}s is negative`, { field: 'validity_duration' });
-  if (ttl > maxTtl)
-    throw new WeftError('ERR_TTL_INVALID', `requested TTL ${ttl}s is greater than the max allowed TTL ${maxTtl}s`, {
+  if (ttl < 0)
+    throw new WeftError('ERR_TTL_INVALID', `validity_duration ${ttl}s is negative`, {
       field: 'validity_duration',
     });
+  if (ttl > maxTtl)
+    throw new WeftError(
+      'ERR_TTL_INVALID',
+      `requested TTL ${ttl}s is greater than the max allowed TTL ${maxTtl}s`,
+      {
+        field: 'validity_duration',
+      },
+    );
   return ttl;
 }
 
@@ -70,7 +82,11 @@ export class CertificateService {
   }
 
   /** Decides and signs one request; throws a WeftError on refusal. */
-  async createCertificate(request: CertificateRequest, metadata: grpc.Metadata, peer: string): Promise<CertificateResponse> {
+  async createCertificate(
+    request: CertificateRequest,
+    metadata: grpc.Metadata,
+    peer: string,
+  ): Promise<CertificateResponse> {
     const caller = this.#in.authenticator.authenticate(bearerToken(metadata), peer);
     const spiffeId = structString(request.metadata, IMPERSONATED_IDENTITY_KEY);
     if (!spiffeId)
@@ -81,11 +97,21 @@ export class CertificateService {
       );
     const identity = parseSpiffeId(spiffeId);
     this.#in.authorizer.authorize(caller, identity, spiffeId);
-    const ttl = resolveTtlSeconds(request.validityDuration, this.#in.defaultTtlSeconds, this.#in.maxTtlSeconds);
+    const ttl = resolveTtlSeconds(
+      request.validityDuration,
+      this.#in.defaultTtlSeconds,
+      this.#in.maxTtlSeconds,
+    );
     const publicKey = await checkWorkloadCsr(request.csr ?? '', spiffeId);
     const issued = await issueWorkloadCertificate(this.#in.authority, publicKey, spiffeId, ttl, this.#now());
     this.#in.log.info(
-      { 'caller.node': caller.nodeName, peer, identity: spiffeId, serial: issued.leaf.serialNumber, ttl_s: ttl },
+      {
+        'caller.node': caller.nodeName,
+        peer,
+        identity: spiffeId,
+        serial: issued.leaf.serialNumber,
+        ttl_s: ttl,
+      },
       'certificate issued',
     );
     return { certChain: issued.certChain };
@@ -103,7 +129,10 @@ export class CertificateService {
         const status = code ?? grpc.status.INTERNAL;
         const details = code === undefined ? 'internal error while signing' : errorMessage(err);
         const context = err instanceof WeftError ? err.context : {};
-        this.#in.log.warn({ peer, ...context, code: grpc.status[status], error: errorMessage(err) }, 'certificate refused');
+        this.#in.log.warn(
+          { peer, ...context, code: grpc.status[status], error: errorMessage(err) },
+          'certificate refused',
+        );
         callback({ code: status, details });
       },
     );

@@ -28,7 +28,11 @@ function signingParams(algorithm: SigningKeyAlgorithm): Algorithm | EcdsaParams 
 }
 
 function chainFor(authority: SigningAuthority, leaf: x509.X509Certificate): string[] {
-  return [leaf.toString('pem') + '\n', ...authority.chain.map((c) => c.toString('pem') + '\n'), authority.rootsPem];
+  return [
+    leaf.toString('pem') + '\n',
+    ...authority.chain.map((c) => c.toString('pem') + '\n'),
+    authority.rootsPem,
+  ];
 }
 
 /** Issues an X.509-SVID: empty subject, one critical URI SAN, digitalSignature+keyEncipherment, both EKUs. */
@@ -50,8 +54,14 @@ export async function issueWorkloadCertificate(
     signingKey: authority.key,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
       // Critical because the subject is empty (RFC 5280 §4.2.1.6).
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }], true),
       await authorityKeyId(authority),
@@ -83,7 +93,10 @@ export async function issueServingCertificate(
     signingKey: authority.key,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
       new x509.SubjectAlternativeNameExtension(sans, false),
       await authorityKeyId(authority),

@@ -72,7 +72,10 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
     pluginDir: options.pluginDir,
     trustDomain: options.trustDomain,
   });
-  log.info({ origin: authority.origin, root: authority.cert.subject, key: authority.algorithm.description }, 'signing authority ready');
+  log.info(
+    { origin: authority.origin, root: authority.cert.subject, key: authority.algorithm.description },
+    'signing authority ready',
+  );
 
   const servingKeys = await generateP256KeyPair();
   const serving = await issueServingCertificate(
@@ -84,13 +87,19 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
   const servingChain = serving.certChain.slice(0, -1).join('');
   const credentials = grpc.ServerCredentials.createSsl(
     null,
-    [{ private_key: Buffer.from(await exportPkcs8Pem(servingKeys.privateKey)), cert_chain: Buffer.from(servingChain) }],
+    [
+      {
+        private_key: Buffer.from(await exportPkcs8Pem(servingKeys.privateKey)),
+        cert_chain: Buffer.from(servingChain),
+      },
+    ],
     false,
   );
 
   const service = new CertificateService({
     authority,
-    authenticator: options.authenticator ?? new BootstrapTokenAuthenticator(join(options.stateDir, NODE_TOKENS_FILE)),
+    authenticator:
+      options.authenticator ?? new BootstrapTokenAuthenticator(join(options.stateDir, NODE_TOKENS_FILE)),
     authorizer: new NodeAuthorizer(options.trustDomain, options.placement),
     defaultTtlSeconds: options.defaultTtlSeconds,
     maxTtlSeconds: options.maxTtlSeconds,
@@ -102,7 +111,9 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
   });
   server.addService(caServiceDefinition(), service.handlers());
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(formatHostPort(options.grpcListen), credentials, (err, port) => (err ? reject(err) : resolve(port))),
+    server.bindAsync(formatHostPort(options.grpcListen), credentials, (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
   );
   const grpcAddress = { host: options.grpcListen.host, port: grpcPort };
 
@@ -115,7 +126,10 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
     const addr = http.address();
     httpAddress = { host: options.httpListen.host, port: typeof addr === 'object' && addr ? addr.port : 0 };
   }
-  log.info({ grpc: formatHostPort(grpcAddress), http: httpAddress && formatHostPort(httpAddress) }, 'ca serving');
+  log.info(
+    { grpc: formatHostPort(grpcAddress), http: httpAddress && formatHostPort(httpAddress) },
+    'ca serving',
+  );
 
   return {
     grpcAddress,

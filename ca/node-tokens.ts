@@ -45,7 +45,11 @@ export class BootstrapTokenAuthenticator implements CallerAuthenticator {
 
   authenticate(bearerToken: string | undefined, peer: string): NodeCaller {
     if (!bearerToken)
-      throw new WeftError('ERR_UNAUTHENTICATED', 'no bearer token: send "authorization: Bearer <node token>"', { peer });
+      throw new WeftError(
+        'ERR_UNAUTHENTICATED',
+        'no bearer token: send "authorization: Bearer <node token>"',
+        { peer },
+      );
     if (bearerToken.length > MAX_TOKEN_CHARS)
       throw new WeftError('ERR_UNAUTHENTICATED', 'bearer token too long', { peer });
     this.#reloadIfChanged();

@@ -27,7 +27,13 @@ export function parseSpiffeId(uri: string): SpiffeIdentity {
   const rest = uri.slice('spiffe://'.length);
   const parts = rest.split('/');
   if (parts.length !== 5) fail('expected spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>');
-  const [trustDomain, nsLit, namespace, saLit, serviceAccount] = parts as [string, string, string, string, string];
+  const [trustDomain, nsLit, namespace, saLit, serviceAccount] = parts as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   if (!isValidTrustDomain(trustDomain)) fail(`bad trust domain ${JSON.stringify(trustDomain)}`);
   if (nsLit !== 'ns' || saLit !== 'sa') fail('path must be /ns/<namespace>/sa/<service-account>');
   if (!SEGMENT_RE.test(namespace)) fail(`bad namespace ${JSON.stringify(namespace)}`);
@@ -40,5 +46,7 @@ export function formatSpiffeId(id: SpiffeIdentity): string {
 }
 
 export function sameIdentity(a: SpiffeIdentity, b: SpiffeIdentity): boolean {
-  return a.trustDomain === b.trustDomain && a.namespace === b.namespace && a.serviceAccount === b.serviceAccount;
+  return (
+    a.trustDomain === b.trustDomain && a.namespace === b.namespace && a.serviceAccount === b.serviceAccount
+  );
 }

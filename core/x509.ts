@@ -71,11 +71,15 @@ export function signingAlgorithmFor(key: KeyObject): SigningKeyAlgorithm {
       description: `RSA ${bits}`,
     };
   }
-  throw new Error(`unsupported key type ${String(key.asymmetricKeyType)} (want EC P-256/P-384 or RSA ≥ 2048)`);
+  throw new Error(
+    `unsupported key type ${String(key.asymmetricKeyType)} (want EC P-256/P-384 or RSA ≥ 2048)`,
+  );
 }
 
 /** Imports a PEM private key (PKCS#8, SEC1 or PKCS#1) as a non-extractable WebCrypto signing key. */
-export async function importSigningKey(pem: string): Promise<{ key: CryptoKey; algorithm: SigningKeyAlgorithm }> {
+export async function importSigningKey(
+  pem: string,
+): Promise<{ key: CryptoKey; algorithm: SigningKeyAlgorithm }> {
   const keyObject = createPrivateKey(pem);
   const algorithm = signingAlgorithmFor(keyObject);
   const der = keyObject.export({ type: 'pkcs8', format: 'der' });

@@ -54,7 +54,12 @@ export class GrpcCaClient implements CaClient {
       token = readFileSync(this.#tokenFile, 'utf8').trim();
     } catch (err) {
       return Promise.reject(
-        new WeftError('ERR_CA_UNAVAILABLE', `cannot read CA token file ${this.#tokenFile}`, { object: this.#tokenFile }, err),
+        new WeftError(
+          'ERR_CA_UNAVAILABLE',
+          `cannot read CA token file ${this.#tokenFile}`,
+          { object: this.#tokenFile },
+          err,
+        ),
       );
     }
     const metadata = new grpc.Metadata();
@@ -65,21 +70,26 @@ export class GrpcCaClient implements CaClient {
       metadata: stringStruct({ [IMPERSONATED_IDENTITY_KEY]: spiffeId }),
     };
     return new Promise((resolve, reject) => {
-      this.#stub.CreateCertificate(request, metadata, { deadline: Date.now() + this.#timeoutMs }, (err, response) => {
-        if (err) {
-          const code = err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED;
-          reject(
-            new WeftError(
-              code ? 'ERR_CA_UNAVAILABLE' : 'ERR_CA_RESPONSE',
-              `CA ${this.#target} refused ${spiffeId}: ${grpc.status[err.code]}: ${err.details || errorMessage(err)}`,
-              { object: spiffeId, peer: this.#target },
-              err,
-            ),
-          );
-          return;
-        }
-        resolve(response?.certChain ?? []);
-      });
+      this.#stub.CreateCertificate(
+        request,
+        metadata,
+        { deadline: Date.now() + this.#timeoutMs },
+        (err, response) => {
+          if (err) {
+            const code = err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED;
+            reject(
+              new WeftError(
+                code ? 'ERR_CA_UNAVAILABLE' : 'ERR_CA_RESPONSE',
+                `CA ${this.#target} refused ${spiffeId}: ${grpc.status[err.code]}: ${err.details || errorMessage(err)}`,
+                { object: spiffeId, peer: this.#target },
+                err,
+              ),
+            );
+            return;
+          }
+          resolve(response?.certChain ?? []);
+        },
+      );
     });
   }
 

@@ -152,14 +152,18 @@ export class CertificateManager extends EventEmitter {
     entry.timer?.cancel();
     entry.timer = undefined;
     if (entry.job && !entry.job.running) this.#dequeue(entry.job);
-    this.#failWaiters(entry, new WeftError('ERR_CA_STATE', `identity ${spiffeId} is no longer on this node`, { object: spiffeId }));
+    this.#failWaiters(
+      entry,
+      new WeftError('ERR_CA_STATE', `identity ${spiffeId} is no longer on this node`, { object: spiffeId }),
+    );
   }
 
   status(): CertificateStatus[] {
     const out: CertificateStatus[] = [];
     for (const entry of this.#entries.values()) {
       const c = entry.current;
-      const state: CertificateState = entry.lastError && !entry.job ? 'retrying' : c ? 'available' : 'fetching';
+      const state: CertificateState =
+        entry.lastError && !entry.job ? 'retrying' : c ? 'available' : 'fetching';
       out.push({
         spiffeId: entry.spiffeId,
         state,
@@ -169,7 +173,9 @@ export class CertificateManager extends EventEmitter {
           notAfter: c.notAfter.toISOString(),
           certChainPem: c.certChainPem,
         }),
-        ...(entry.nextRefreshMs !== undefined && { nextRefresh: new Date(entry.nextRefreshMs).toISOString() }),
+        ...(entry.nextRefreshMs !== undefined && {
+          nextRefresh: new Date(entry.nextRefreshMs).toISOString(),
+        }),
         ...(entry.lastError !== undefined && { lastError: entry.lastError }),
       });
     }
@@ -187,9 +193,13 @@ export class CertificateManager extends EventEmitter {
     if (!entry) {
       const identity = parseSpiffeId(spiffeId);
       if (identity.trustDomain !== this.#in.trustDomain)
-        throw new WeftError('ERR_SPIFFE_ID', `identity ${spiffeId} is outside trust domain ${this.#in.trustDomain}`, {
-          object: spiffeId,
-        });
+        throw new WeftError(
+          'ERR_SPIFFE_ID',
+          `identity ${spiffeId} is outside trust domain ${this.#in.trustDomain}`,
+          {
+            object: spiffeId,
+          },
+        );
       entry = new IdentityEntry(spiffeId);
       this.#entries.set(spiffeId, entry);
     }
@@ -257,13 +267,19 @@ export class CertificateManager extends EventEmitter {
     } catch (err) {
       if (this.#entries.get(entry.spiffeId) !== entry) return;
       entry.lastError = errorMessage(err);
-      entry.backoffMs = entry.backoffMs === 0 ? INITIAL_BACKOFF_MS : Math.min(entry.backoffMs * 2, MAX_BACKOFF_MS);
+      entry.backoffMs =
+        entry.backoffMs === 0 ? INITIAL_BACKOFF_MS : Math.min(entry.backoffMs * 2, MAX_BACKOFF_MS);
       const jittered = Math.min(MAX_BACKOFF_MS, entry.backoffMs * (1 - JITTER + 2 * JITTER * this.#random()));
       const current = entry.current;
       const stillValid = current !== undefined && current.notAfter.getTime() > this.#clock.now();
       this.#arm(entry, this.#clock.now() + jittered, stillValid ? Priority.Background : Priority.Warmup);
       this.#in.log.warn(
-        { identity: entry.spiffeId, error: entry.lastError, retry_in_ms: Math.round(jittered), serving: stillValid },
+        {
+          identity: entry.spiffeId,
+          error: entry.lastError,
+          retry_in_ms: Math.round(jittered),
+          serving: stillValid,
+        },
         'certificate fetch failed',
       );
       if (stillValid) for (const w of entry.waiters.splice(0)) w.resolve(current);

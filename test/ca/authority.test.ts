@@ -22,10 +22,61 @@ async function openssl(args: string[]): Promise<void> {
 async function makePluginDir(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-plugin-'));
   const p = (f: string) => join(dir, f);
-  writeFileSync(p('ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
-  await openssl(['req', '-x509', '-newkey', 'rsa:3072', '-nodes', '-keyout', p('root-key.pem'), '-out', p('root-cert.pem'), '-days', '30', '-subj', '/O=example.org/CN=Plugged Root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', p('ca-key.pem'), '-out', p('ca.csr'), '-subj', '/O=example.org/CN=Plugged Intermediate']);
-  await openssl(['x509', '-req', '-in', p('ca.csr'), '-CA', p('root-cert.pem'), '-CAkey', p('root-key.pem'), '-CAcreateserial', '-days', '20', '-extfile', p('ca.ext'), '-out', p('ca-cert.pem')]);
+  writeFileSync(
+    p('ca.ext'),
+    'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n',
+  );
+  await openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:3072',
+    '-nodes',
+    '-keyout',
+    p('root-key.pem'),
+    '-out',
+    p('root-cert.pem'),
+    '-days',
+    '30',
+    '-subj',
+    '/O=example.org/CN=Plugged Root',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  await openssl([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    p('ca-key.pem'),
+    '-out',
+    p('ca.csr'),
+    '-subj',
+    '/O=example.org/CN=Plugged Intermediate',
+  ]);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    p('ca.csr'),
+    '-CA',
+    p('root-cert.pem'),
+    '-CAkey',
+    p('root-key.pem'),
+    '-CAcreateserial',
+    '-days',
+    '20',
+    '-extfile',
+    p('ca.ext'),
+    '-out',
+    p('ca-cert.pem'),
+  ]);
   await openssl(['x509', '-in', p('ca-cert.pem'), '-out', p('cert-chain.pem')]);
   return dir;
 }
@@ -33,7 +84,11 @@ async function makePluginDir(): Promise<string> {
 t.test('a plugged-in intermediate issues chains that OpenSSL verifies to the plugged root', async (t) => {
   const plugin = await makePluginDir();
   t.teardown(() => removeDir(plugin));
-  const ca = await startTestCa({ pluginDir: plugin, trustDomain: 'example.org', placement: new StaticPlacement({ n1: ['default/web'] }) });
+  const ca = await startTestCa({
+    pluginDir: plugin,
+    trustDomain: 'example.org',
+    placement: new StaticPlacement({ n1: ['default/web'] }),
+  });
   t.teardown(async () => {
     await ca.close();
     removeDir(ca.stateDir);
@@ -42,14 +97,34 @@ t.test('a plugged-in intermediate issues chains that OpenSSL verifies to the plu
   t.match(ca.authority.cert.subject, /Plugged Intermediate/);
   const token = createNodeToken(join(ca.stateDir, NODE_TOKENS_FILE), 'n1');
   const csr = (await opensslCsr({ extensions: [spiffeSanExt(WEB)] })).csrPem;
-  const res = await rawCreateCertificate(ca.grpcAddress, ca.authority.rootsPem, { token, csr, identity: WEB });
+  const res = await rawCreateCertificate(ca.grpcAddress, ca.authority.rootsPem, {
+    token,
+    csr,
+    identity: WEB,
+  });
   t.equal(res.code, grpc.status.OK, res.details);
   t.equal(res.chain.length, 3, 'leaf, intermediate, root');
-  const files = writeTempFiles({ 'leaf.pem': res.chain[0]!, 'inter.pem': res.chain[1]!, 'root.pem': res.chain[2]! });
+  const files = writeTempFiles({
+    'leaf.pem': res.chain[0]!,
+    'inter.pem': res.chain[1]!,
+    'root.pem': res.chain[2]!,
+  });
   t.teardown(() => removeDir(files.dir));
-  const v = await run('openssl', ['verify', '-CAfile', files.paths['root.pem']!, '-untrusted', files.paths['inter.pem']!, files.paths['leaf.pem']!]);
+  const v = await run('openssl', [
+    'verify',
+    '-CAfile',
+    files.paths['root.pem']!,
+    '-untrusted',
+    files.paths['inter.pem']!,
+    files.paths['leaf.pem']!,
+  ]);
   t.equal(v.code, 0, `openssl verify through the intermediate: ${v.stdout}${v.stderr}`);
-  const noInter = await run('openssl', ['verify', '-CAfile', files.paths['root.pem']!, files.paths['leaf.pem']!]);
+  const noInter = await run('openssl', [
+    'verify',
+    '-CAfile',
+    files.paths['root.pem']!,
+    files.paths['leaf.pem']!,
+  ]);
   t.not(noInter.code, 0, 'without the intermediate the leaf does not verify (the chain matters)');
 });
 

@@ -19,18 +19,32 @@ t.test('issues an X.509-SVID that OpenSSL verifies and reads as the SPIFFE profi
   });
   const token = createNodeToken(join(ca.stateDir, NODE_TOKENS_FILE), 'node-1');
   const { csrPem } = await opensslCsr({ extensions: [spiffeSanExt(WEB)] });
-  const res = await rawCreateCertificate(ca.grpcAddress, ca.authority.rootsPem, { token, csr: csrPem, identity: WEB });
+  const res = await rawCreateCertificate(ca.grpcAddress, ca.authority.rootsPem, {
+    token,
+    csr: csrPem,
+    identity: WEB,
+  });
   t.equal(res.code, grpc.status.OK, res.details);
   t.equal(res.chain.length, 2, 'leaf then root bundle');
   t.equal(res.chain.at(-1), ca.authority.rootsPem, 'last element is the root bundle');
 
   const files = writeTempFiles({ 'leaf.pem': res.chain[0]!, 'bundle.pem': res.chain.at(-1)! });
   t.teardown(() => removeDir(files.dir));
-  const verify = await run('openssl', ['verify', '-CAfile', files.paths['bundle.pem']!, files.paths['leaf.pem']!]);
+  const verify = await run('openssl', [
+    'verify',
+    '-CAfile',
+    files.paths['bundle.pem']!,
+    files.paths['leaf.pem']!,
+  ]);
   t.equal(verify.code, 0, `openssl verify: ${verify.stdout}${verify.stderr}`);
   t.match(verify.stdout, /: OK/);
   const verifyPurpose = await run('openssl', [
-    'verify', '-purpose', 'sslclient', '-CAfile', files.paths['bundle.pem']!, files.paths['leaf.pem']!,
+    'verify',
+    '-purpose',
+    'sslclient',
+    '-CAfile',
+    files.paths['bundle.pem']!,
+    files.paths['leaf.pem']!,
   ]);
   t.equal(verifyPurpose.code, 0, 'valid for TLS client auth');
 
@@ -44,8 +58,16 @@ t.test('issues an X.509-SVID that OpenSSL verifies and reads as the SPIFFE profi
   t.match(text, /Signature Algorithm: ecdsa-with-SHA256/, 'ECDSA with SHA-256');
   t.match(text, /Subject: *\n/, 'empty subject');
 
-  const notBefore = new Date((await run('openssl', ['x509', '-in', files.paths['leaf.pem']!, '-noout', '-startdate'])).stdout.split('=')[1]!);
-  const notAfter = new Date((await run('openssl', ['x509', '-in', files.paths['leaf.pem']!, '-noout', '-enddate'])).stdout.split('=')[1]!);
+  const notBefore = new Date(
+    (await run('openssl', ['x509', '-in', files.paths['leaf.pem']!, '-noout', '-startdate'])).stdout.split(
+      '=',
+    )[1]!,
+  );
+  const notAfter = new Date(
+    (await run('openssl', ['x509', '-in', files.paths['leaf.pem']!, '-noout', '-enddate'])).stdout.split(
+      '=',
+    )[1]!,
+  );
   const backdateS = (Date.now() - notBefore.getTime()) / 1000;
   t.ok(backdateS >= 110 && backdateS <= 140, `NotBefore backdated ~2 min (${backdateS}s)`);
   const lifetimeH = (notAfter.getTime() - Date.now()) / 3600_000;
@@ -64,9 +86,15 @@ t.test('refuses with a clear status and keeps serving', async (t) => {
   const token = createNodeToken(join(ca.stateDir, NODE_TOKENS_FILE), 'node-1');
   const root = ca.authority.rootsPem;
   const good = (await opensslCsr({ extensions: [spiffeSanExt(WEB)] })).csrPem;
-  const call = (c: Parameters<typeof rawCreateCertificate>[2]) => rawCreateCertificate(ca.grpcAddress, root, c);
+  const call = (c: Parameters<typeof rawCreateCertificate>[2]) =>
+    rawCreateCertificate(ca.grpcAddress, root, c);
 
-  const cases: { name: string; call: Parameters<typeof rawCreateCertificate>[2]; code: grpc.status; details: RegExp }[] = [
+  const cases: {
+    name: string;
+    call: Parameters<typeof rawCreateCertificate>[2];
+    code: grpc.status;
+    details: RegExp;
+  }[] = [
     {
       name: 'service account with no pod on the caller node',
       call: { token, identity: DB, csr: (await opensslCsr({ extensions: [spiffeSanExt(DB)] })).csrPem },
@@ -84,7 +112,8 @@ t.test('refuses with a clear status and keeps serving', async (t) => {
       call: {
         token,
         identity: WEB,
-        csr: (await opensslCsr({ extensions: [`subjectAltName=critical,URI:${WEB},DNS:evil.example`] })).csrPem,
+        csr: (await opensslCsr({ extensions: [`subjectAltName=critical,URI:${WEB},DNS:evil.example`] }))
+          .csrPem,
       },
       code: grpc.status.PERMISSION_DENIED,
       details: /dns:evil.example/,
@@ -94,18 +123,28 @@ t.test('refuses with a clear status and keeps serving', async (t) => {
       call: {
         token,
         identity: WEB,
-        csr: (await opensslCsr({ extensions: [spiffeSanExt(WEB), 'basicConstraints=critical,CA:TRUE'] })).csrPem,
+        csr: (await opensslCsr({ extensions: [spiffeSanExt(WEB), 'basicConstraints=critical,CA:TRUE'] }))
+          .csrPem,
       },
       code: grpc.status.INVALID_ARGUMENT,
       details: /CA:TRUE/,
     },
     {
       name: 'weak RSA key',
-      call: { token, identity: WEB, csr: (await opensslCsr({ key: 'rsa:1024', extensions: [spiffeSanExt(WEB)] })).csrPem },
+      call: {
+        token,
+        identity: WEB,
+        csr: (await opensslCsr({ key: 'rsa:1024', extensions: [spiffeSanExt(WEB)] })).csrPem,
+      },
       code: grpc.status.INVALID_ARGUMENT,
       details: /RSA 1024 bits/,
     },
-    { name: 'no token', call: { identity: WEB, csr: good }, code: grpc.status.UNAUTHENTICATED, details: /no bearer token/ },
+    {
+      name: 'no token',
+      call: { identity: WEB, csr: good },
+      code: grpc.status.UNAUTHENTICATED,
+      details: /no bearer token/,
+    },
     {
       name: 'unknown token',
       call: { token: 'not-a-token', identity: WEB, csr: good },
@@ -114,7 +153,11 @@ t.test('refuses with a clear status and keeps serving', async (t) => {
     },
     {
       name: 'malformed CSR',
-      call: { token, identity: WEB, csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' },
+      call: {
+        token,
+        identity: WEB,
+        csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n',
+      },
       code: grpc.status.INVALID_ARGUMENT,
       details: /malformed/,
     },
@@ -151,7 +194,11 @@ t.test('refuses with a clear status and keeps serving', async (t) => {
   ];
   for (const c of cases) {
     const res = await call(c.call);
-    t.equal(res.code, c.code, `${c.name}: ${grpc.status[c.code]} (got ${grpc.status[res.code]}: ${res.details})`);
+    t.equal(
+      res.code,
+      c.code,
+      `${c.name}: ${grpc.status[c.code]} (got ${grpc.status[res.code]}: ${res.details})`,
+    );
     t.match(res.details, c.details, `${c.name}: reason`);
     t.same(res.chain, [], `${c.name}: nothing issued`);
   }
@@ -165,7 +212,11 @@ t.test('a restarted CA keeps its root and earlier certificates still verify', as
   t.teardown(() => removeDir(stateDir));
   const token = createNodeToken(join(stateDir, NODE_TOKENS_FILE), 'node-1');
   const csr = (await opensslCsr({ extensions: [spiffeSanExt(WEB)] })).csrPem;
-  const issued = await rawCreateCertificate(first.grpcAddress, first.authority.rootsPem, { token, csr, identity: WEB });
+  const issued = await rawCreateCertificate(first.grpcAddress, first.authority.rootsPem, {
+    token,
+    csr,
+    identity: WEB,
+  });
   t.equal(issued.code, grpc.status.OK, issued.details);
   t.equal(first.authority.origin, 'generated');
   const rootBefore = first.authority.rootsPem;
@@ -177,7 +228,12 @@ t.test('a restarted CA keeps its root and earlier certificates still verify', as
   t.equal(second.authority.rootsPem, rootBefore, 'same root');
   const files = writeTempFiles({ 'old-leaf.pem': issued.chain[0]!, 'bundle.pem': second.authority.rootsPem });
   t.teardown(() => removeDir(files.dir));
-  const verify = await run('openssl', ['verify', '-CAfile', files.paths['bundle.pem']!, files.paths['old-leaf.pem']!]);
+  const verify = await run('openssl', [
+    'verify',
+    '-CAfile',
+    files.paths['bundle.pem']!,
+    files.paths['old-leaf.pem']!,
+  ]);
   t.equal(verify.code, 0, `earlier certificate verifies against the restarted CA's bundle: ${verify.stderr}`);
   const again = await rawCreateCertificate(second.grpcAddress, rootBefore, { token, csr, identity: WEB });
   t.equal(again.code, grpc.status.OK, 'the old token and root still work after restart');

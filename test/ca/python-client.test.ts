@@ -20,11 +20,19 @@ t.test('Python grpcio obtains an SVID', { skip: missing }, async (t) => {
   const generated = mkdtempSync(join(tmpdir(), 'weft-pyproto-'));
   t.teardown(() => removeDir(generated));
   const wkt = (
-    await run(SYSTEM_PYTHON, ['-c', 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))'])
+    await run(SYSTEM_PYTHON, [
+      '-c',
+      'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))',
+    ])
   ).stdout.trim();
   const protoc = await run(SYSTEM_PYTHON, [
-    '-m', 'grpc_tools.protoc', `-I${protoDir}`, `-I${wkt}`,
-    `--python_out=${generated}`, `--grpc_python_out=${generated}`, join(protoDir, 'ca.proto'),
+    '-m',
+    'grpc_tools.protoc',
+    `-I${protoDir}`,
+    `-I${wkt}`,
+    `--python_out=${generated}`,
+    `--grpc_python_out=${generated}`,
+    join(protoDir, 'ca.proto'),
   ]);
   t.equal(protoc.code, 0, `grpc_tools.protoc: ${protoc.stderr}`);
 
@@ -38,7 +46,12 @@ t.test('Python grpcio obtains an SVID', { skip: missing }, async (t) => {
   t.teardown(() => removeDir(files.dir));
 
   const r = await run(SYSTEM_PYTHON, [
-    script, generated, `127.0.0.1:${ca.grpcAddress.port}`, files.paths['root.pem']!, token, WEB,
+    script,
+    generated,
+    `127.0.0.1:${ca.grpcAddress.port}`,
+    files.paths['root.pem']!,
+    token,
+    WEB,
   ]);
   t.equal(r.code, 0, `python client: ${r.stderr}`);
   const seen = JSON.parse(r.stdout) as Record<string, unknown>;

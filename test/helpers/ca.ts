@@ -3,7 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { createCaStub, type CertificateRequest, IMPERSONATED_IDENTITY_KEY, stringStruct } from '../../core/ca-api.js';
+import {
+  createCaStub,
+  type CertificateRequest,
+  IMPERSONATED_IDENTITY_KEY,
+  stringStruct,
+} from '../../core/ca-api.js';
 import { formatHostPort, type HostPort } from '../../core/address.js';
 import { startCa, DEFAULT_WORKLOAD_TTL_S, MAX_WORKLOAD_TTL_S, type CaHandle } from '../../ca/main.js';
 import type { PodPlacement } from '../../ca/node-authorizer.js';
@@ -59,13 +64,16 @@ export interface RawResult {
 
 /** One CreateCertificate call with exactly the token, identity, CSR and TTL given. */
 export function rawCreateCertificate(address: HostPort, rootPem: string, call: RawCall): Promise<RawResult> {
-  const client = createCaStub(formatHostPort(address), grpc.credentials.createSsl(Buffer.from(rootPem)));
+  const client = createCaStub(formatHostPort(address), grpc.credentials.createSsl(Buffer.from(rootPem)), {
+    'grpc.ssl_target_name_override': 'localhost',
+  });
   const md = new grpc.Metadata();
   if (call.token !== undefined) md.set('authorization', `Bearer ${call.token}`);
   const request: CertificateRequest = {
     csr: call.csr,
     validityDuration: String(call.ttlSeconds ?? 0),
-    metadata: call.identity === undefined ? undefined : stringStruct({ [IMPERSONATED_IDENTITY_KEY]: call.identity }),
+    metadata:
+      call.identity === undefined ? undefined : stringStruct({ [IMPERSONATED_IDENTITY_KEY]: call.identity }),
   };
   return new Promise((resolve) => {
     client.CreateCertificate(request, md, {}, (err, res) => {

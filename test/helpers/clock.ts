@@ -27,7 +27,10 @@ export class ManualClock implements Clock {
 
   /** Delays of the timers still pending, from now, soonest first. */
   pendingDelays(): number[] {
-    return this.#timers.filter((p) => !p.cancelled).map((p) => p.at - this.#now).sort((a, b) => a - b);
+    return this.#timers
+      .filter((p) => !p.cancelled)
+      .map((p) => p.at - this.#now)
+      .sort((a, b) => a - b);
   }
 
   advance(ms: number): void {

@@ -25,5 +25,7 @@ export const SYSTEM_PYTHON = '/usr/bin/python3';
 export async function missingPython(modules: readonly string[]): Promise<string | undefined> {
   if (!existsSync(SYSTEM_PYTHON)) return `${SYSTEM_PYTHON} not found`;
   const r = await run(SYSTEM_PYTHON, ['-c', `import ${modules.join(', ')}`]);
-  return r.code === 0 ? undefined : `${SYSTEM_PYTHON} cannot import ${modules.join(', ')}: ${r.stderr.trim()}`;
+  return r.code === 0
+    ? undefined
+    : `${SYSTEM_PYTHON} cannot import ${modules.join(', ')}: ${r.stderr.trim()}`;
 }

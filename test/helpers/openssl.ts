@@ -28,7 +28,10 @@ export async function opensslCsr(spec: CsrSpec): Promise<OpensslCsr> {
     args.push('-out', join(dir, 'csr.pem'));
     const r = await run('openssl', args);
     if (r.code !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
-    return { csrPem: readFileSync(join(dir, 'csr.pem'), 'utf8'), keyPem: readFileSync(join(dir, 'key.pem'), 'utf8') };
+    return {
+      csrPem: readFileSync(join(dir, 'csr.pem'), 'utf8'),
+      keyPem: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -39,7 +42,10 @@ export function spiffeSanExt(spiffeId: string): string {
 }
 
 /** Writes PEM files into a fresh temp dir; returns their paths. */
-export function writeTempFiles(files: Record<string, string>): { dir: string; paths: Record<string, string> } {
+export function writeTempFiles(files: Record<string, string>): {
+  dir: string;
+  paths: Record<string, string>;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'weft-pem-'));
   const paths: Record<string, string> = {};
   for (const [name, body] of Object.entries(files)) {

@@ -5,7 +5,12 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { rootLogger } from '../../../core/log.js';
-import { CertificateManager, Priority, INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from '../../../agent/identity/manager.js';
+import {
+  CertificateManager,
+  Priority,
+  INITIAL_BACKOFF_MS,
+  MAX_BACKOFF_MS,
+} from '../../../agent/identity/manager.js';
 import { GrpcCaClient } from '../../../agent/identity/ca-client.js';
 import { createNodeToken, NODE_TOKENS_FILE } from '../../../ca/node-tokens.js';
 import { ManualClock } from '../../helpers/clock.js';
@@ -53,7 +58,10 @@ t.test('renews at half-life and serves the new certificate', async (t) => {
   const lifetime = first.notAfter.getTime() - first.notBefore.getTime();
   const expectedDelay = first.notBefore.getTime() + lifetime / 2 - clock.now();
   const [delay] = clock.pendingDelays();
-  t.ok(Math.abs(delay! - expectedDelay) < 1000, `refresh scheduled at half-life (${delay} ms vs ${expectedDelay} ms)`);
+  t.ok(
+    Math.abs(delay! - expectedDelay) < 1000,
+    `refresh scheduled at half-life (${delay} ms vs ${expectedDelay} ms)`,
+  );
   t.ok(delay! > 1700_000 && delay! < 1800_000, 'about 29 minutes for 1 h + 2 min backdate');
   const renewed = once(manager, 'certificate');
   clock.advance(delay! - 1);
@@ -65,30 +73,41 @@ t.test('renews at half-life and serves the new certificate', async (t) => {
   t.equal((await manager.fetch(id('web'))).serialNumber, cert.serialNumber, 'the new one is served');
 });
 
-t.test('keeps serving while renewal fails; backs off exponentially to the cap; fails after expiry', async (t) => {
-  const { clock, ca, manager } = await setup({ ttlSeconds: 3600 });
-  t.teardown(() => manager.close());
-  const first = await manager.fetch(id('web'));
-  ca.failNext = 1000;
-  const delays: number[] = [];
-  let delay = clock.pendingDelays()[0]!;
-  for (let i = 0; i < 12; i++) {
-    const failed = once(manager, 'fetch-failed');
-    clock.advance(delay);
-    await failed;
-    delay = clock.pendingDelays()[0]!;
-    delays.push(delay);
-    t.equal((await manager.fetch(id('web'))).serialNumber, first.serialNumber, `attempt ${i + 1}: old certificate serves`);
-  }
-  const expected = [500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 150000, 150000, 150000];
-  t.same(delays, expected, 'doubling from 500 ms, capped at 150 s (jitter neutral at random=0.5)');
-  t.equal(delays[0], INITIAL_BACKOFF_MS);
-  t.equal(delays.at(-1), MAX_BACKOFF_MS);
-  t.match(manager.status()[0], { spiffeId: id('web'), state: 'retrying', lastError: /CA unavailable/ });
+t.test(
+  'keeps serving while renewal fails; backs off exponentially to the cap; fails after expiry',
+  async (t) => {
+    const { clock, ca, manager } = await setup({ ttlSeconds: 3600 });
+    t.teardown(() => manager.close());
+    const first = await manager.fetch(id('web'));
+    ca.failNext = 1000;
+    const delays: number[] = [];
+    let delay = clock.pendingDelays()[0]!;
+    for (let i = 0; i < 12; i++) {
+      const failed = once(manager, 'fetch-failed');
+      clock.advance(delay);
+      await failed;
+      delay = clock.pendingDelays()[0]!;
+      delays.push(delay);
+      t.equal(
+        (await manager.fetch(id('web'))).serialNumber,
+        first.serialNumber,
+        `attempt ${i + 1}: old certificate serves`,
+      );
+    }
+    const expected = [500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 150000, 150000, 150000];
+    t.same(delays, expected, 'doubling from 500 ms, capped at 150 s (jitter neutral at random=0.5)');
+    t.equal(delays[0], INITIAL_BACKOFF_MS);
+    t.equal(delays.at(-1), MAX_BACKOFF_MS);
+    t.match(manager.status()[0], { spiffeId: id('web'), state: 'retrying', lastError: /CA unavailable/ });
 
-  clock.advance(first.notAfter.getTime() - clock.now() + 1);
-  await t.rejects(manager.fetch(id('web')), /CA unavailable/, 'after expiry a waiting caller sees the failure');
-});
+    clock.advance(first.notAfter.getTime() - clock.now() + 1);
+    await t.rejects(
+      manager.fetch(id('web')),
+      /CA unavailable/,
+      'after expiry a waiting caller sees the failure',
+    );
+  },
+);
 
 t.test('jitter stays within ±20 %', async (t) => {
   for (const [r, want] of [
@@ -126,7 +145,10 @@ t.test('refuses a CA answer for another identity', async (t) => {
   const { ca, manager } = await setup();
   t.teardown(() => manager.close());
   ca.answerAs = id('admin');
-  await t.rejects(manager.fetch(id('web')), /leaf names \[spiffe:\/\/cluster.local\/ns\/default\/sa\/admin\]/);
+  await t.rejects(
+    manager.fetch(id('web')),
+    /leaf names \[spiffe:\/\/cluster.local\/ns\/default\/sa\/admin\]/,
+  );
   t.same(manager.status()[0]?.serialNumber, undefined, 'nothing cached');
 });
 
@@ -136,7 +158,10 @@ t.test('setWanted prefetches new identities and forgets the others', async (t) =
   const ready = once(manager, 'certificate');
   manager.setWanted([id('web')]);
   await ready;
-  t.same(manager.status().map((s) => s.spiffeId), [id('web')]);
+  t.same(
+    manager.status().map((s) => s.spiffeId),
+    [id('web')],
+  );
   t.equal(clock.pendingDelays().length, 1, 'rotation armed');
   manager.setWanted([]);
   t.same(manager.status(), [], 'forgotten');
@@ -154,12 +179,25 @@ t.test('against the real CA over gRPC/TLS with a node token', async (t) => {
   const tokenFile = join(ca.stateDir, 'agent-token');
   writeFileSync(tokenFile, createNodeToken(join(ca.stateDir, NODE_TOKENS_FILE), 'node-1'));
   const rootFile = join(ca.stateDir, 'root-cert.pem');
-  const client = new GrpcCaClient({ address: ca.grpcAddress, rootCertFile: rootFile, tokenFile });
+  const client = new GrpcCaClient({
+    address: ca.grpcAddress,
+    rootCertFile: rootFile,
+    tokenFile,
+    serverName: 'localhost',
+  });
   t.teardown(() => client.close());
-  const manager = new CertificateManager({ caClient: client, trustDomain: 'cluster.local', ttlSeconds: 24 * 3600, log });
+  const manager = new CertificateManager({
+    caClient: client,
+    trustDomain: 'cluster.local',
+    ttlSeconds: 24 * 3600,
+    log,
+  });
   t.teardown(() => manager.close());
   const cert = await manager.fetch(id('web'));
   t.equal(new X509Certificate(cert.certChainPem).subjectAltName, `URI:${id('web')}`);
   t.equal(cert.rootsPem, ca.authority.rootsPem, 'trust bundle from the CA answer');
-  await t.rejects(manager.fetch(id('db')), /PERMISSION_DENIED: node node-1 runs no pod with service account db/);
+  await t.rejects(
+    manager.fetch(id('db')),
+    /PERMISSION_DENIED: node node-1 runs no pod with service account db/,
+  );
 });

@@ -1,0 +1,53 @@
+// `weft agent run`
+import { componentLogger } from '../core/log.js';
+import { DEFAULT_TRUST_DOMAIN } from '../core/spiffe.js';
+import { startAgent, DEFAULT_ADMIN_PORT } from '../agent/main.js';
+import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
+import {
+  durationSecondsFlag,
+  hostPortFlag,
+  parseFlags,
+  stringFlag,
+  untilSignal,
+  UsageError,
+} from './flags.js';
+
+export const AGENT_USAGE = `weft agent run --node NODE --config file:DIR --ca-root FILE --token-file FILE
+               [--ca-address HOST:PORT] [--ca-server-name NAME] [--trust-domain TD]
+               [--cert-ttl 24h] [--admin HOST:PORT]`;
+
+async function run(argv: string[]): Promise<void> {
+  const f = parseFlags(argv, {
+    node: { type: 'string' },
+    config: { type: 'string' },
+    'ca-address': { type: 'string' },
+    'ca-root': { type: 'string' },
+    'ca-server-name': { type: 'string' },
+    'token-file': { type: 'string' },
+    'trust-domain': { type: 'string' },
+    'cert-ttl': { type: 'string' },
+    admin: { type: 'string' },
+  });
+  const agent = await startAgent({
+    nodeName: stringFlag(f, 'node'),
+    trustDomain: stringFlag(f, 'trust-domain', DEFAULT_TRUST_DOMAIN),
+    configSource: stringFlag(f, 'config'),
+    ca: {
+      address: hostPortFlag(f, 'ca-address', `127.0.0.1:${DEFAULT_CA_PORT}`),
+      rootCertFile: stringFlag(f, 'ca-root'),
+      tokenFile: stringFlag(f, 'token-file'),
+      serverName: typeof f['ca-server-name'] === 'string' ? f['ca-server-name'] : undefined,
+    },
+    certTtlSeconds: durationSecondsFlag(f, 'cert-ttl', DEFAULT_WORKLOAD_TTL_S),
+    adminListen: hostPortFlag(f, 'admin', `127.0.0.1:${DEFAULT_ADMIN_PORT}`),
+  });
+  const sig = await untilSignal();
+  componentLogger('agent').info({ signal: sig }, 'agent stopping');
+  await agent.close();
+}
+
+export async function agentCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === 'run') return run(rest);
+  throw new UsageError(AGENT_USAGE);
+}

@@ -1,0 +1,67 @@
+// Typed reading of command-line flags: each bad value is an error naming the flag.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseHostPort, type HostPort } from '../core/address.js';
+import { parseGatewayDuration } from '../core/convert/duration.js';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
+
+export function parseFlags(argv: string[], options: FlagSpec): Record<string, string | boolean | undefined> {
+  try {
+    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    return values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function stringFlag(values: Record<string, unknown>, name: string, fallback?: string): string {
+  const v = values[name];
+  if (typeof v === 'string' && v !== '') return v;
+  if (fallback !== undefined) return fallback;
+  throw new UsageError(`--${name} is required`);
+}
+
+export function hostPortFlag(values: Record<string, unknown>, name: string, fallback: string): HostPort {
+  return parseHostPort(stringFlag(values, name, fallback), `--${name}`);
+}
+
+/** Durations as `24h`, `90m`, `3600s` (the Gateway API form) or plain seconds. */
+export function durationSecondsFlag(
+  values: Record<string, unknown>,
+  name: string,
+  fallbackSeconds: number,
+): number {
+  const v = values[name];
+  if (typeof v !== 'string') return fallbackSeconds;
+  if (/^\d+$/.test(v)) return Number(v);
+  const ms = parseGatewayDuration(v);
+  if (ms === undefined || ms % 1000 !== 0)
+    throw new UsageError(`--${name}: expected a duration like 24h or 3600s, got ${v}`);
+  return ms / 1000;
+}
+
+export function listFlag(
+  values: Record<string, unknown>,
+  name: string,
+  fallback: readonly string[],
+): string[] {
+  const v = values[name];
+  if (typeof v !== 'string') return [...fallback];
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/** Resolves when SIGINT or SIGTERM arrives. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => resolve(sig);
+    process.once('SIGINT', on);
+    process.once('SIGTERM', on);
+  });
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// `weft`: one entry point for every part. Reads argv, sets the exit code; the parts do the work.
+import { WeftError, errorMessage } from '../core/errors.js';
+import { caCommand, CA_USAGE } from './ca.js';
+import { agentCommand, AGENT_USAGE } from './agent.js';
+import { demoCommand, DEMO_USAGE } from './demo.js';
+import { benchCommand, BENCH_USAGE } from './bench.js';
+import { UsageError } from './flags.js';
+
+const USAGE = `usage: weft <command> …
+
+${CA_USAGE}
+${AGENT_USAGE}
+${DEMO_USAGE}
+${BENCH_USAGE}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'ca':
+        await caCommand(rest);
+        return 0;
+      case 'agent':
+        await agentCommand(rest);
+        return 0;
+      case 'bench':
+        return await benchCommand(rest);
+      case 'demo':
+        return await demoCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(`${USAGE}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`weft: ${err.message}\n`);
+      return 2;
+    }
+    const code = err instanceof WeftError ? ` [${err.code}]` : '';
+    process.stderr.write(`weft: ${errorMessage(err)}${code}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

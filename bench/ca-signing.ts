@@ -5,11 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GrpcCaClient } from '../agent/identity/ca-client.js';
 import { createWorkloadCsr } from '../agent/identity/csr.js';
-import { createNodeToken, NODE_TOKENS_FILE } from '../ca/node-tokens.js';
-import { SELF_SIGNED_FILES } from '../ca/authority.js';
 import { DEMO_MANIFESTS } from '../lab/demo-manifests.js';
-import { CA_SERVER_NAME } from '../lab/demo.js';
-import { freePort, spawnWeft, stopChild, waitForHttpOk } from '../lab/processes.js';
+import { CA_SERVER_NAME, startCaProcess } from '../lab/ca-process.js';
 import { sampleProcess } from './proc-stats.js';
 
 export interface CaBenchOptions {
@@ -44,31 +41,13 @@ export async function runCaBench(options: CaBenchOptions): Promise<CaBenchResult
   const manifests = join(dir, 'manifests');
   mkdirSync(manifests);
   writeFileSync(join(manifests, 'demo.yaml'), DEMO_MANIFESTS);
-  const [port, httpPort] = [await freePort(), await freePort()];
-  const ca = spawnWeft(
-    [
-      'ca',
-      'serve',
-      '--dir',
-      join(dir, 'ca'),
-      '--config',
-      `file:${manifests}`,
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--http-listen',
-      `127.0.0.1:${httpPort}`,
-    ],
-    join(dir, 'ca.log'),
-  );
+  const ca = await startCaProcess(join(dir, 'ca'), manifests, join(dir, 'ca.log'));
   try {
-    await waitForHttpOk('the CA', `http://127.0.0.1:${httpPort}/healthz/ready`);
-    const tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, createNodeToken(join(dir, 'ca', NODE_TOKENS_FILE), 'node-1'));
     const client = new GrpcCaClient({
-      address: { host: '127.0.0.1', port },
-      rootCertFile: join(dir, 'ca', SELF_SIGNED_FILES.cert),
+      address: ca.address,
+      rootCertFile: ca.rootCertFile,
       serverName: CA_SERVER_NAME,
-      tokenFile,
+      tokenFile: ca.writeNodeToken('node-1', join(dir, 'token')),
     });
     const csrs: string[] = [];
     for (let i = 0; i < CSR_POOL; i++) csrs.push((await createWorkloadCsr(IDENTITY)).csrPem);
@@ -93,11 +72,11 @@ export async function runCaBench(options: CaBenchOptions): Promise<CaBenchResult
 
     await pool(options.warmup, false);
     next = 0;
-    const before = sampleProcess(ca.pid!);
+    const before = sampleProcess(ca.child.pid!);
     const t0 = performance.now();
     await pool(options.requests, true);
     const seconds = (performance.now() - t0) / 1000;
-    const after = sampleProcess(ca.pid!);
+    const after = sampleProcess(ca.child.pid!);
     client.close();
 
     const sorted = latencies.sort((a, b) => a - b);
@@ -118,6 +97,6 @@ export async function runCaBench(options: CaBenchOptions): Promise<CaBenchResult
       caRssMiB: round(after.rssBytes / 2 ** 20),
     };
   } finally {
-    await stopChild(ca);
+    await ca.stop();
   }
 }

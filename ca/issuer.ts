@@ -1,5 +1,5 @@
 // Signs X.509-SVIDs and the CA's own serving certificate with the signing authority.
-import { x509, randomSerialHex, type SigningKeyAlgorithm } from '../core/x509.js';
+import { x509, randomSerialHex } from '../core/x509.js';
 import type { SigningAuthority } from './authority.js';
 
 /** Backdating NotBefore absorbs clock skew between nodes (Istio uses the same 2 minutes). */
@@ -23,10 +23,6 @@ async function authorityKeyId(authority: SigningAuthority): Promise<x509.Extensi
   return x509.AuthorityKeyIdentifierExtension.create(authority.cert.publicKey);
 }
 
-function signingParams(algorithm: SigningKeyAlgorithm): Algorithm | EcdsaParams {
-  return algorithm.signing;
-}
-
 function chainFor(authority: SigningAuthority, leaf: x509.X509Certificate): string[] {
   return [
     leaf.toString('pem') + '\n',
@@ -35,21 +31,29 @@ function chainFor(authority: SigningAuthority, leaf: x509.X509Certificate): stri
   ];
 }
 
-/** Issues an X.509-SVID: empty subject, one critical URI SAN, digitalSignature+keyEncipherment, both EKUs. */
-export async function issueWorkloadCertificate(
+interface LeafProfile {
+  readonly subject: string;
+  readonly sans: x509.JsonGeneralName[];
+  /** Must be critical when the subject is empty (RFC 5280 §4.2.1.6). */
+  readonly sanCritical: boolean;
+  readonly extendedKeyUsages: string[];
+}
+
+/** Signs a non-CA leaf for `publicKey`: the one place serial, validity and extensions are decided. */
+async function signLeaf(
   authority: SigningAuthority,
-  publicKey: x509.PublicKey,
-  spiffeId: string,
+  publicKey: x509.PublicKey | CryptoKey,
+  profile: LeafProfile,
   ttlSeconds: number,
-  now: Date = new Date(),
+  now: Date,
 ): Promise<IssuedChain> {
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerialHex(),
-    subject: '',
+    subject: profile.subject,
     issuer: authority.cert.subjectName,
     notBefore: new Date(now.getTime() - NOT_BEFORE_BACKDATE_MS),
     notAfter: leafNotAfter(authority, now, ttlSeconds),
-    signingAlgorithm: signingParams(authority.algorithm),
+    signingAlgorithm: authority.algorithm.signing,
     publicKey,
     signingKey: authority.key,
     extensions: [
@@ -58,49 +62,57 @@ export async function issueWorkloadCertificate(
         x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
         true,
       ),
-      new x509.ExtendedKeyUsageExtension([
-        x509.ExtendedKeyUsage.serverAuth,
-        x509.ExtendedKeyUsage.clientAuth,
-      ]),
-      // Critical because the subject is empty (RFC 5280 §4.2.1.6).
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }], true),
+      new x509.ExtendedKeyUsageExtension(profile.extendedKeyUsages),
+      new x509.SubjectAlternativeNameExtension(profile.sans, profile.sanCritical),
       await authorityKeyId(authority),
     ],
   });
   return { certChain: chainFor(authority, leaf), leaf };
 }
 
+/** Issues an X.509-SVID: empty subject, one critical URI SAN, digitalSignature+keyEncipherment, both EKUs. */
+export function issueWorkloadCertificate(
+  authority: SigningAuthority,
+  publicKey: x509.PublicKey,
+  spiffeId: string,
+  ttlSeconds: number,
+  now: Date = new Date(),
+): Promise<IssuedChain> {
+  return signLeaf(
+    authority,
+    publicKey,
+    {
+      subject: '',
+      sans: [{ type: 'url', value: spiffeId }],
+      sanCritical: true,
+      extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+    },
+    ttlSeconds,
+    now,
+  );
+}
+
 /** Issues the CA's own TLS serving certificate for the given DNS names and IP addresses. */
-export async function issueServingCertificate(
+export function issueServingCertificate(
   authority: SigningAuthority,
   publicKey: CryptoKey,
   names: { dns: readonly string[]; ips: readonly string[] },
   ttlSeconds: number,
   now: Date = new Date(),
 ): Promise<IssuedChain> {
-  const sans: x509.JsonGeneralName[] = [
-    ...names.dns.map((value) => ({ type: 'dns' as const, value })),
-    ...names.ips.map((value) => ({ type: 'ip' as const, value })),
-  ];
-  const leaf = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerialHex(),
-    subject: `CN=${names.dns[0] ?? 'weft-ca'}`,
-    issuer: authority.cert.subjectName,
-    notBefore: new Date(now.getTime() - NOT_BEFORE_BACKDATE_MS),
-    notAfter: leafNotAfter(authority, now, ttlSeconds),
-    signingAlgorithm: signingParams(authority.algorithm),
+  return signLeaf(
+    authority,
     publicKey,
-    signingKey: authority.key,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-        true,
-      ),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(sans, false),
-      await authorityKeyId(authority),
-    ],
-  });
-  return { certChain: chainFor(authority, leaf), leaf };
+    {
+      subject: `CN=${names.dns[0] ?? 'weft-ca'}`,
+      sans: [
+        ...names.dns.map((value) => ({ type: 'dns' as const, value })),
+        ...names.ips.map((value) => ({ type: 'ip' as const, value })),
+      ],
+      sanCritical: false,
+      extendedKeyUsages: [x509.ExtendedKeyUsage.serverAuth],
+    },
+    ttlSeconds,
+    now,
+  );
 }

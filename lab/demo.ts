@@ -5,12 +5,11 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNodeToken, NODE_TOKENS_FILE } from '../ca/node-tokens.js';
-import { SELF_SIGNED_FILES } from '../ca/authority.js';
 import { GrpcCaClient } from '../agent/identity/ca-client.js';
 import { createWorkloadCsr } from '../agent/identity/csr.js';
 import { errorMessage } from '../core/errors.js';
-import { freePort, spawnWeft, stopChild, waitFor, waitForHttpOk } from './processes.js';
+import { CA_SERVER_NAME, startCaProcess } from './ca-process.js';
+import { freePort, spawnWeft, stopChild, waitFor } from './processes.js';
 import { DEMO_MANIFESTS, DEMO_EXPECTED_NODE1_IDENTITIES, DEMO_REFUSED_IDENTITY } from './demo-manifests.js';
 
 export interface DemoOptions {
@@ -19,9 +18,6 @@ export interface DemoOptions {
   readonly dir?: string | undefined;
   readonly out: (line: string) => void;
 }
-
-/** A name the CA's serving certificate carries by default. */
-export const CA_SERVER_NAME = 'localhost';
 
 interface CertView {
   spiffeId: string;
@@ -40,35 +36,17 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const logs = join(dir, 'logs');
   for (const d of [manifests, caDir, logs]) mkdirSync(d, { recursive: true });
   writeFileSync(join(manifests, 'demo.yaml'), DEMO_MANIFESTS);
-  const [caPort, caHttpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const adminPort = await freePort();
   out(`weft demo: state in ${dir} (logs in ${logs})`);
 
   const children: ChildProcess[] = [];
   try {
-    out(`▶ starting the CA on 127.0.0.1:${caPort} (gRPC, TLS) with config file:${manifests}`);
-    children.push(
-      spawnWeft(
-        [
-          'ca',
-          'serve',
-          '--dir',
-          caDir,
-          '--config',
-          `file:${manifests}`,
-          '--listen',
-          `127.0.0.1:${caPort}`,
-          '--http-listen',
-          `127.0.0.1:${caHttpPort}`,
-        ],
-        join(logs, 'ca.log'),
-      ),
-    );
-    await waitForHttpOk('the CA', `http://127.0.0.1:${caHttpPort}/healthz/ready`);
-    const rootFile = join(caDir, SELF_SIGNED_FILES.cert);
-    const tokenFile = join(dir, 'node-1.token');
-    writeFileSync(tokenFile, createNodeToken(join(caDir, NODE_TOKENS_FILE), 'node-1') + '\n', {
-      mode: 0o600,
-    });
+    out(`▶ starting the CA (gRPC, TLS) with config file:${manifests}`);
+    const ca = await startCaProcess(caDir, manifests, join(logs, 'ca.log'));
+    children.push(ca.child);
+    const caPort = ca.address.port;
+    const rootFile = ca.rootCertFile;
+    const tokenFile = ca.writeNodeToken('node-1', join(dir, 'node-1.token'));
     out(`▶ issued a bootstrap token for node-1; root certificate at ${rootFile}`);
 
     out(`▶ starting the agent for node-1 (admin on 127.0.0.1:${adminPort})`);

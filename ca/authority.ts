@@ -3,7 +3,19 @@
 // Invariants: the signing certificate is a CA certificate whose key we hold; `chain` runs from the
 // signing certificate up to (not including) the roots; `rootsPem` is the trust bundle every workload
 // gets. A restart loads the same files, so the root and everything it signed stay valid.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../core/errors.js';
 import {
@@ -17,6 +29,7 @@ import {
   randomSerialHex,
   P256_SIGNING,
   type SigningKeyAlgorithm,
+  NOT_BEFORE_BACKDATE_MS,
 } from '../core/x509.js';
 
 /** Ten years: a generated root outlives any sane deployment of the lab or a test cluster. */
@@ -62,12 +75,42 @@ function isCaCertificate(cert: x509.X509Certificate): boolean {
   return bc?.ca === true;
 }
 
-/** Writes a file atomically with the given mode, so a crash never leaves half a key behind. */
+/**
+ * Writes a file atomically with the given mode, so a crash never leaves half a key behind. The temporary
+ * name is random and opened with O_EXCL, so a planted file or symlink cannot receive the key.
+ */
 function writeAtomic(file: string, data: string, mode: number): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode);
+  const tmp = `${file}.tmp-${randomBytes(8).toString('hex')}`;
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    fchmodSync(fd, mode);
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, file);
+}
+
+/** The state directory holds the root key: it must be ours alone to write. */
+function checkStateDir(dir: string): void {
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw caStateError('is not a directory', dir);
+  if ((st.mode & 0o022) !== 0)
+    throw caStateError(
+      `is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod go-w it`,
+      dir,
+    );
+}
+
+/** A generated root key readable by anyone else has leaked; refuse to keep signing with it unnoticed. */
+function checkKeyMode(file: string): void {
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o077) !== 0)
+    throw caStateError(
+      `has mode ${mode.toString(8)}; a CA key must be readable by its owner only (chmod 600)`,
+      file,
+    );
 }
 
 async function generateRoot(trustDomain: string, now: Date): Promise<{ certPem: string; keyPem: string }> {
@@ -76,7 +119,7 @@ async function generateRoot(trustDomain: string, now: Date): Promise<{ certPem: 
     serialNumber: randomSerialHex(),
     // Istio names its self-signed root after the trust domain in O=; tools that show it stay familiar.
     name: `O=${trustDomain}, CN=Weft Root CA`,
-    notBefore: new Date(now.getTime() - 2 * 60_000),
+    notBefore: new Date(now.getTime() - NOT_BEFORE_BACKDATE_MS),
     notAfter: new Date(now.getTime() + GENERATED_ROOT_TTL_MS),
     signingAlgorithm: P256_SIGNING,
     keys,
@@ -137,8 +180,9 @@ async function loadOrGenerateRoot(dir: string, trustDomain: string, now: Date): 
   const certFile = join(dir, SELF_SIGNED_FILES.cert);
   const keyFile = join(dir, SELF_SIGNED_FILES.key);
   let origin: SigningAuthority['origin'] = 'loaded';
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkStateDir(dir);
   if (!existsSync(certFile) && !existsSync(keyFile)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const { certPem, keyPem } = await generateRoot(trustDomain, now);
     // Key first: a cert without its key would look like a half-finished plug-in.
     writeAtomic(keyFile, keyPem, 0o600);
@@ -151,6 +195,7 @@ async function loadOrGenerateRoot(dir: string, trustDomain: string, now: Date): 
   const certPem = readPem(certFile);
   const [cert] = parseCertificates(certPem);
   if (!cert) throw caStateError('holds no PEM certificate', certFile);
+  checkKeyMode(keyFile);
   const keyPem = readPem(keyFile);
   if (!keyMatchesCertificate(keyPem, cert))
     throw caStateError(`does not match ${SELF_SIGNED_FILES.cert}`, keyFile);

@@ -127,7 +127,7 @@ export class CertificateService {
       (err: unknown) => {
         const code = err instanceof WeftError ? STATUS_BY_CODE[err.code] : undefined;
         const status = code ?? grpc.status.INTERNAL;
-        const details = code === undefined ? 'internal error while signing' : errorMessage(err);
+        const details = code === undefined ? 'internal error; see the CA log' : errorMessage(err);
         const context = err instanceof WeftError ? err.context : {};
         this.#in.log.warn(
           { peer, ...context, code: grpc.status[status], error: errorMessage(err) },

@@ -1,9 +1,6 @@
 // Signs X.509-SVIDs and the CA's own serving certificate with the signing authority.
-import { x509, randomSerialHex } from '../core/x509.js';
+import { x509, randomSerialHex, NOT_BEFORE_BACKDATE_MS } from '../core/x509.js';
 import type { SigningAuthority } from './authority.js';
-
-/** Backdating NotBefore absorbs clock skew between nodes (Istio uses the same 2 minutes). */
-export const NOT_BEFORE_BACKDATE_MS = 2 * 60_000;
 
 export interface IssuedChain {
   /** Leaf first, then intermediates, the root bundle last — Istio's cert_chain layout. */

@@ -99,7 +99,11 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
   const service = new CertificateService({
     authority,
     authenticator:
-      options.authenticator ?? new BootstrapTokenAuthenticator(join(options.stateDir, NODE_TOKENS_FILE)),
+      options.authenticator ??
+      new BootstrapTokenAuthenticator(
+        join(options.stateDir, NODE_TOKENS_FILE),
+        componentLogger('ca.node-tokens'),
+      ),
     authorizer: new NodeAuthorizer(options.trustDomain, options.placement),
     defaultTtlSeconds: options.defaultTtlSeconds,
     maxTtlSeconds: options.maxTtlSeconds,

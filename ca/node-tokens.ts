@@ -6,7 +6,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync, statSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { WeftError } from '../core/errors.js';
+import { WeftError, errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 export const NODE_TOKENS_FILE = 'node-tokens';
 /** Kubernetes node names are DNS subdomains. */
@@ -36,11 +37,14 @@ interface TokenEntry {
 
 export class BootstrapTokenAuthenticator implements CallerAuthenticator {
   readonly #file: string;
+  readonly #log: Logger | undefined;
   #entries: TokenEntry[] = [];
-  #loadedMtimeMs = -1;
+  /** (inode, size, mtime) of the version loaded: an edit changes at least one of them. */
+  #loadedVersion = '';
 
-  constructor(file: string) {
+  constructor(file: string, log?: Logger) {
     this.#file = file;
+    this.#log = log;
   }
 
   authenticate(bearerToken: string | undefined, peer: string): NodeCaller {
@@ -62,17 +66,27 @@ export class BootstrapTokenAuthenticator implements CallerAuthenticator {
   }
 
   #reloadIfChanged(): void {
-    let mtimeMs: number;
+    let version: string;
     try {
-      mtimeMs = statSync(this.#file).mtimeMs;
+      const st = statSync(this.#file);
+      version = `${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch {
+      // No file: no node may call. (Deleting the file is how an operator revokes every token.)
       this.#entries = [];
-      this.#loadedMtimeMs = -1;
+      this.#loadedVersion = '';
       return;
     }
-    if (mtimeMs === this.#loadedMtimeMs) return;
-    this.#entries = parseTokenFile(readFileSync(this.#file, 'utf8'), this.#file);
-    this.#loadedMtimeMs = mtimeMs;
+    if (version === this.#loadedVersion) return;
+    this.#loadedVersion = version;
+    try {
+      this.#entries = parseTokenFile(readFileSync(this.#file, 'utf8'), this.#file);
+    } catch (err) {
+      // A half-written or mistyped file must not lock every node out: keep the last good tokens.
+      this.#log?.error(
+        { file: this.#file, error: errorMessage(err) },
+        'node token file rejected; keeping the last good tokens',
+      );
+    }
   }
 }
 

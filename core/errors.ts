@@ -10,7 +10,13 @@ export type WeftErrorCode =
   | 'ERR_CA_UNAVAILABLE'
   | 'ERR_CA_RESPONSE'
   | 'ERR_CA_STATE'
-  | 'ERR_SPIFFE_ID';
+  | 'ERR_SPIFFE_ID'
+  | 'ERR_CERT_UNAVAILABLE'
+  | 'ERR_CONNECT'
+  | 'ERR_TUNNEL'
+  | 'ERR_NO_ENDPOINT'
+  | 'ERR_POLICY_DENIED'
+  | 'ERR_PEER_IDENTITY';
 
 export interface WeftErrorContext {
   /** The object involved, e.g. `Pod default/web-1` or a SPIFFE ID. */

@@ -14,6 +14,9 @@ export const subtle = webcrypto.subtle;
 export const P256_KEY_PARAMS: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 export const P256_SIGNING: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
 
+/** Backdating NotBefore absorbs clock skew between nodes (Istio uses the same 2 minutes). */
+export const NOT_BEFORE_BACKDATE_MS = 2 * 60_000;
+
 const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /** Splits a PEM bundle into one PEM string per certificate, in file order. */
@@ -44,36 +47,43 @@ export interface SigningKeyAlgorithm {
 
 const RSA_MIN_BITS = 2048;
 
-/** Chooses how to sign with a key: ECDSA P-256/P-384 hash to match the curve; RSA ≥ 2048 with SHA-256. */
-export function signingAlgorithmFor(key: KeyObject): SigningKeyAlgorithm {
+export type KeyStrength =
+  | { readonly type: 'ec'; readonly curve: 'P-256' | 'P-384' }
+  | { readonly type: 'rsa'; readonly bits: number };
+
+/**
+ * The one rule for acceptable keys, public or private: ECDSA P-256 or P-384, or RSA of at least 2048
+ * bits. Throws an Error saying what the key is and what is wanted.
+ */
+export function keyStrength(key: KeyObject): KeyStrength {
   const details = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'ec') {
-    if (details.namedCurve === 'prime256v1' || details.namedCurve === 'P-256')
-      return {
-        importParams: { name: 'ECDSA', namedCurve: 'P-256' },
-        signing: P256_SIGNING,
-        description: 'ECDSA P-256',
-      };
-    if (details.namedCurve === 'secp384r1' || details.namedCurve === 'P-384')
-      return {
-        importParams: { name: 'ECDSA', namedCurve: 'P-384' },
-        signing: { name: 'ECDSA', hash: 'SHA-384' } as EcdsaParams,
-        description: 'ECDSA P-384',
-      };
-    throw new Error(`unsupported EC curve ${String(details.namedCurve)} (want P-256 or P-384)`);
+    if (details.namedCurve === 'prime256v1') return { type: 'ec', curve: 'P-256' };
+    if (details.namedCurve === 'secp384r1') return { type: 'ec', curve: 'P-384' };
+    throw new Error(`EC key on curve ${String(details.namedCurve)}; want P-256 or P-384`);
   }
   if (key.asymmetricKeyType === 'rsa') {
     const bits = details.modulusLength ?? 0;
-    if (bits < RSA_MIN_BITS) throw new Error(`RSA key of ${bits} bits is too weak (want ≥ ${RSA_MIN_BITS})`);
+    if (bits < RSA_MIN_BITS) throw new Error(`RSA key of ${bits} bits; want at least ${RSA_MIN_BITS}`);
+    return { type: 'rsa', bits };
+  }
+  throw new Error(`key type ${String(key.asymmetricKeyType)}; want ECDSA (P-256/P-384) or RSA ≥ ${RSA_MIN_BITS}`);
+}
+
+/** How to sign with a key: ECDSA hashed to match the curve; RSA PKCS#1 v1.5 with SHA-256. */
+export function signingAlgorithmFor(key: KeyObject): SigningKeyAlgorithm {
+  const strength = keyStrength(key);
+  if (strength.type === 'rsa')
     return {
       importParams: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
       signing: { name: 'RSASSA-PKCS1-v1_5' },
-      description: `RSA ${bits}`,
+      description: `RSA ${strength.bits}`,
     };
-  }
-  throw new Error(
-    `unsupported key type ${String(key.asymmetricKeyType)} (want EC P-256/P-384 or RSA ≥ 2048)`,
-  );
+  return {
+    importParams: { name: 'ECDSA', namedCurve: strength.curve },
+    signing: { name: 'ECDSA', hash: strength.curve === 'P-256' ? 'SHA-256' : 'SHA-384' } as EcdsaParams,
+    description: `ECDSA ${strength.curve}`,
+  };
 }
 
 /** Imports a PEM private key (PKCS#8, SEC1 or PKCS#1) as a non-extractable WebCrypto signing key. */

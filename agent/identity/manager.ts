@@ -23,7 +23,7 @@ export enum Priority {
   Background = 2,
 }
 
-/** ztunnel's figures: first retry after 0.5–1 s, doubling, ±20 % jitter, at most 150 s apart. */
+/** ztunnel's figures: first retry after 0.5 s, doubling, ±20 % jitter, at most 150 s apart. */
 export const INITIAL_BACKOFF_MS = 500;
 export const MAX_BACKOFF_MS = 150_000;
 const JITTER = 0.2;
@@ -93,7 +93,8 @@ class IdentityEntry {
 class FetchJob {
   running = false;
   constructor(
-    readonly entry: IdentityEntry,
+    /** The entry the result goes to; re-pointed if the identity is forgotten and asked for again. */
+    public entry: IdentityEntry,
     public priority: Priority,
     readonly seq: number,
   ) {}
@@ -107,6 +108,8 @@ export class CertificateManager extends EventEmitter {
   readonly #maxConcurrent: number;
   readonly #entries = new Map<string, IdentityEntry>();
   readonly #queue: FetchJob[] = [];
+  /** Running CSRs by identity, also those whose entry was forgotten meanwhile: one CSR per identity. */
+  readonly #inflight = new Map<string, FetchJob>();
   #running = 0;
   #seq = 0;
   #closed = false;
@@ -121,13 +124,26 @@ export class CertificateManager extends EventEmitter {
 
   /**
    * A valid certificate for `spiffeId`: the cached one at once, otherwise after a fetch at `priority`
-   * (a waiting connection passes RealTime, which jumps the queue). Rejects when the fetch fails and no
-   * valid certificate exists; retries continue in the background.
+   * (a waiting connection passes RealTime, which jumps the queue). While a failed fetch is backing off
+   * and nothing valid is held, it fails fast with the last error rather than adding CSRs to a CA that is
+   * already failing; the scheduled retry goes on in the background.
    */
   fetch(spiffeId: string, priority: Priority = Priority.RealTime): Promise<WorkloadCertificate> {
-    const entry = this.#entry(spiffeId);
+    if (this.#closed) return Promise.reject(this.#closedError(spiffeId));
+    let entry: IdentityEntry;
+    try {
+      entry = this.#entry(spiffeId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const current = entry.current;
     if (current && current.notAfter.getTime() > this.#clock.now()) return Promise.resolve(current);
+    if (!entry.job && entry.timer && entry.lastError !== undefined)
+      return Promise.reject(
+        new WeftError('ERR_CERT_UNAVAILABLE', `no certificate for ${spiffeId} yet: ${entry.lastError}`, {
+          object: spiffeId,
+        }),
+      );
     return new Promise((resolve, reject) => {
       entry.waiters.push(new Waiter(resolve, reject));
       this.#request(entry, priority);
@@ -136,6 +152,7 @@ export class CertificateManager extends EventEmitter {
 
   /** Makes sure exactly these identities are kept warm: prefetch new ones, forget the rest. */
   setWanted(spiffeIds: Iterable<string>): void {
+    if (this.#closed) return;
     const wanted = new Set(spiffeIds);
     for (const id of [...this.#entries.keys()]) if (!wanted.has(id)) this.forget(id);
     for (const id of wanted) {
@@ -154,16 +171,20 @@ export class CertificateManager extends EventEmitter {
     if (entry.job && !entry.job.running) this.#dequeue(entry.job);
     this.#failWaiters(
       entry,
-      new WeftError('ERR_CA_STATE', `identity ${spiffeId} is no longer on this node`, { object: spiffeId }),
+      new WeftError('ERR_CERT_UNAVAILABLE', `identity ${spiffeId} is no longer served by this node`, {
+        object: spiffeId,
+      }),
     );
   }
 
   status(): CertificateStatus[] {
     const out: CertificateStatus[] = [];
+    const now = this.#clock.now();
     for (const entry of this.#entries.values()) {
-      const c = entry.current;
+      const c =
+        entry.current !== undefined && entry.current.notAfter.getTime() > now ? entry.current : undefined;
       const state: CertificateState =
-        entry.lastError && !entry.job ? 'retrying' : c ? 'available' : 'fetching';
+        entry.lastError !== undefined && !entry.job ? 'retrying' : c ? 'available' : 'fetching';
       out.push({
         spiffeId: entry.spiffeId,
         state,
@@ -182,10 +203,14 @@ export class CertificateManager extends EventEmitter {
     return out.sort((a, b) => a.spiffeId.localeCompare(b.spiffeId));
   }
 
-  /** Stops all timers; queued fetches are abandoned and their waiters rejected. */
+  /** Stops all timers; queued fetches are abandoned and their waiters rejected; later calls fail. */
   close(): void {
     this.#closed = true;
     for (const id of [...this.#entries.keys()]) this.forget(id);
+  }
+
+  #closedError(spiffeId: string): WeftError {
+    return new WeftError('ERR_CERT_UNAVAILABLE', 'certificate manager is closed', { object: spiffeId });
   }
 
   #entry(spiffeId: string): IdentityEntry {
@@ -202,6 +227,12 @@ export class CertificateManager extends EventEmitter {
         );
       entry = new IdentityEntry(spiffeId);
       this.#entries.set(spiffeId, entry);
+      // A CSR still running from before the identity was forgotten now serves the new entry.
+      const running = this.#inflight.get(spiffeId);
+      if (running) {
+        running.entry = entry;
+        entry.job = running;
+      }
     }
     return entry;
   }
@@ -214,7 +245,6 @@ export class CertificateManager extends EventEmitter {
       this.#pump();
       return;
     }
-    // A waiting connection must not sit out a backoff timer: it fetches now.
     entry.timer?.cancel();
     entry.timer = undefined;
     entry.nextRefreshMs = undefined;
@@ -239,56 +269,96 @@ export class CertificateManager extends EventEmitter {
         const b = this.#queue[best]!;
         if (a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq)) best = i;
       }
-      const [job] = this.#queue.splice(best, 1);
-      job!.running = true;
+      const job = this.#queue.splice(best, 1)[0]!;
+      job.running = true;
       this.#running++;
-      void this.#run(job!);
+      this.#inflight.set(job.entry.spiffeId, job);
+      void this.#run(job);
     }
   }
 
   async #run(job: FetchJob): Promise<void> {
-    const entry = job.entry;
+    const spiffeId = job.entry.spiffeId;
+    let outcome: { cert: WorkloadCertificate } | { error: unknown };
     try {
-      const cert = await this.#fetchOnce(entry.spiffeId);
-      if (this.#entries.get(entry.spiffeId) !== entry) return;
-      entry.current = cert;
-      entry.lastError = undefined;
+      outcome = { cert: await this.#fetchOnce(spiffeId) };
+    } catch (error) {
+      outcome = { error };
+    }
+    this.#inflight.delete(spiffeId);
+    this.#running--;
+    // The entry may have been forgotten (and perhaps re-created, which re-points job.entry) meanwhile.
+    const entry = job.entry;
+    entry.job = undefined;
+    if (this.#entries.get(spiffeId) === entry && !this.#closed) {
+      if ('cert' in outcome) this.#succeeded(entry, outcome.cert);
+      else this.#failed(entry, outcome.error);
+    }
+    this.#pump();
+  }
+
+  #succeeded(entry: IdentityEntry, cert: WorkloadCertificate): void {
+    entry.current = cert;
+    entry.lastError = undefined;
+    const now = this.#clock.now();
+    const half = cert.notBefore.getTime() + (cert.notAfter.getTime() - cert.notBefore.getTime()) / 2;
+    if (half > now) {
       entry.backoffMs = 0;
-      const half = cert.notBefore.getTime() + (cert.notAfter.getTime() - cert.notBefore.getTime()) / 2;
       this.#arm(entry, half, Priority.Background);
-      this.#in.log.info(
-        { identity: entry.spiffeId, serial: cert.serialNumber, not_after: cert.notAfter.toISOString() },
-        'certificate ready',
-      );
-      const waiters = entry.waiters;
-      entry.waiters = [];
-      for (const w of waiters) w.resolve(cert);
-      this.emit('certificate', entry.spiffeId, cert);
-    } catch (err) {
-      if (this.#entries.get(entry.spiffeId) !== entry) return;
-      entry.lastError = errorMessage(err);
-      entry.backoffMs =
-        entry.backoffMs === 0 ? INITIAL_BACKOFF_MS : Math.min(entry.backoffMs * 2, MAX_BACKOFF_MS);
-      const jittered = Math.min(MAX_BACKOFF_MS, entry.backoffMs * (1 - JITTER + 2 * JITTER * this.#random()));
-      const current = entry.current;
-      const stillValid = current !== undefined && current.notAfter.getTime() > this.#clock.now();
-      this.#arm(entry, this.#clock.now() + jittered, stillValid ? Priority.Background : Priority.Warmup);
+    } else {
+      // Already past half-life at issuance (the CA's own certificate is about to expire, or clocks
+      // disagree): renewing "now" would loop, so renew on the backoff schedule instead.
+      const delay = this.#nextBackoff(entry);
+      this.#arm(entry, now + delay, Priority.Background);
       this.#in.log.warn(
-        {
-          identity: entry.spiffeId,
-          error: entry.lastError,
-          retry_in_ms: Math.round(jittered),
-          serving: stillValid,
-        },
-        'certificate fetch failed',
+        { identity: entry.spiffeId, not_after: cert.notAfter.toISOString(), retry_in_ms: Math.round(delay) },
+        'certificate issued past its half-life; renewing on backoff',
       );
-      if (stillValid) for (const w of entry.waiters.splice(0)) w.resolve(current);
-      else this.#failWaiters(entry, err instanceof Error ? err : new Error(String(err)));
-      this.emit('fetch-failed', entry.spiffeId, err);
-    } finally {
-      entry.job = undefined;
-      this.#running--;
-      this.#pump();
+    }
+    this.#in.log.info(
+      { identity: entry.spiffeId, serial: cert.serialNumber, not_after: cert.notAfter.toISOString() },
+      'certificate ready',
+    );
+    for (const w of entry.waiters.splice(0)) w.resolve(cert);
+    this.#emitSafely('certificate', entry.spiffeId, cert);
+  }
+
+  #failed(entry: IdentityEntry, error: unknown): void {
+    entry.lastError = errorMessage(error);
+    const delay = this.#nextBackoff(entry);
+    const current = entry.current;
+    const stillValid = current !== undefined && current.notAfter.getTime() > this.#clock.now();
+    this.#arm(entry, this.#clock.now() + delay, Priority.Background);
+    this.#in.log.warn(
+      {
+        identity: entry.spiffeId,
+        error: entry.lastError,
+        retry_in_ms: Math.round(delay),
+        serving: stillValid,
+      },
+      'certificate fetch failed',
+    );
+    if (stillValid) for (const w of entry.waiters.splice(0)) w.resolve(current);
+    else this.#failWaiters(entry, error instanceof Error ? error : new Error(String(error)));
+    this.#emitSafely('fetch-failed', entry.spiffeId, error);
+  }
+
+  /** Doubles the identity's backoff (first 500 ms, cap 150 s) and returns it with ±20 % jitter. */
+  #nextBackoff(entry: IdentityEntry): number {
+    entry.backoffMs =
+      entry.backoffMs === 0 ? INITIAL_BACKOFF_MS : Math.min(entry.backoffMs * 2, MAX_BACKOFF_MS);
+    return Math.min(MAX_BACKOFF_MS, entry.backoffMs * (1 - JITTER + 2 * JITTER * this.#random()));
+  }
+
+  /** Listeners are observers: one that throws must not derail rotation or crash the process. */
+  #emitSafely(event: 'certificate' | 'fetch-failed', spiffeId: string, value: unknown): void {
+    try {
+      this.emit(event, spiffeId, value);
+    } catch (err) {
+      this.#in.log.error(
+        { identity: spiffeId, event, error: errorMessage(err) },
+        'certificate event listener threw',
+      );
     }
   }
 
@@ -300,14 +370,14 @@ export class CertificateManager extends EventEmitter {
       if (this.#entries.get(entry.spiffeId) !== entry) return;
       // Timers are clamped to ~24.8 days; a refresh further out simply re-arms.
       if (this.#clock.now() < atMs) return this.#arm(entry, atMs, priority);
-      this.#request(entry, priority);
+      // A renewal that outlived its certificate is now as urgent as a prefetch.
+      const valid = entry.current !== undefined && entry.current.notAfter.getTime() > this.#clock.now();
+      this.#request(entry, valid ? priority : Priority.Warmup);
     });
   }
 
   #failWaiters(entry: IdentityEntry, err: Error): void {
-    const waiters = entry.waiters;
-    entry.waiters = [];
-    for (const w of waiters) w.reject(err);
+    for (const w of entry.waiters.splice(0)) w.reject(err);
   }
 
   /** One CSR round trip with a fresh key, and the checks the answer must pass before we serve it. */

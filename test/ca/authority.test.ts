@@ -2,7 +2,7 @@
 // broken plug-in material is refused with the file named.
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSigningAuthority, PLUGIN_FILES } from '../../ca/authority.js';
@@ -160,5 +160,22 @@ t.test('a generated root whose key went missing is not silently replaced', async
   removeDir(join(dir, 'root-key.pem'));
   await t.rejects(loadSigningAuthority({ stateDir: dir, trustDomain: 'cluster.local' }), {
     message: /root-key.pem: is missing while its pair exists/,
+  });
+});
+
+t.test('the generated root refuses unsafe state: a group-writable dir, a readable key', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-state-'));
+  t.teardown(() => removeDir(dir));
+  chmodSync(dir, 0o775);
+  await t.rejects(loadSigningAuthority({ stateDir: dir, trustDomain: 'cluster.local' }), {
+    message: /is writable by group or others \(mode 775\)/,
+  });
+  chmodSync(dir, 0o700);
+  await loadSigningAuthority({ stateDir: dir, trustDomain: 'cluster.local' });
+  t.equal(statSync(join(dir, 'root-key.pem')).mode & 0o777, 0o600, 'key written 0600');
+  t.same(readdirSync(dir).sort(), ['root-cert.pem', 'root-key.pem'], 'no temporary files left');
+  chmodSync(join(dir, 'root-key.pem'), 0o644);
+  await t.rejects(loadSigningAuthority({ stateDir: dir, trustDomain: 'cluster.local' }), {
+    message: /root-key.pem: has mode 644/,
   });
 });

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { createNodeToken, NODE_TOKENS_FILE } from '../../ca/node-tokens.js';
 import { run } from '../helpers/exec.js';
+import { withSecondExtensionRequest, withSecondExtensionValue } from '../helpers/craft-csr.js';
 import { opensslCsr, spiffeSanExt, writeTempFiles } from '../helpers/openssl.js';
 import { rawCreateCertificate, removeDir, startTestCa, StaticPlacement } from '../helpers/ca.js';
 
@@ -85,7 +86,8 @@ t.test('refuses with a clear status and keeps serving', async (t) => {
   });
   const token = createNodeToken(join(ca.stateDir, NODE_TOKENS_FILE), 'node-1');
   const root = ca.authority.rootsPem;
-  const good = (await opensslCsr({ extensions: [spiffeSanExt(WEB)] })).csrPem;
+  const webCsr = await opensslCsr({ extensions: [spiffeSanExt(WEB)] });
+  const good = webCsr.csrPem;
   const call = (c: Parameters<typeof rawCreateCertificate>[2]) =>
     rawCreateCertificate(ca.grpcAddress, root, c);
 
@@ -116,7 +118,7 @@ t.test('refuses with a clear status and keeps serving', async (t) => {
           .csrPem,
       },
       code: grpc.status.PERMISSION_DENIED,
-      details: /dns:evil.example/,
+      details: /DNS:evil.example/,
     },
     {
       name: 'CSR asking CA:true',
@@ -137,7 +139,42 @@ t.test('refuses with a clear status and keeps serving', async (t) => {
         csr: (await opensslCsr({ key: 'rsa:1024', extensions: [spiffeSanExt(WEB)] })).csrPem,
       },
       code: grpc.status.INVALID_ARGUMENT,
-      details: /RSA 1024 bits/,
+      details: /RSA key of 1024 bits/,
+    },
+    {
+      name: 'a second extensionRequest attribute asking CA:true',
+      call: { token, identity: WEB, csr: withSecondExtensionRequest(webCsr) },
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /exactly one extensionRequest/,
+    },
+    {
+      name: 'a second extensionRequest value asking CA:true',
+      call: { token, identity: WEB, csr: withSecondExtensionValue(webCsr) },
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /exactly one extensionRequest/,
+    },
+    {
+      name: 'an otherName SAN beside the URI',
+      call: {
+        token,
+        identity: WEB,
+        csr: (
+          await opensslCsr({ extensions: [`subjectAltName=critical,URI:${WEB},otherName:1.2.3.4;UTF8:x`] })
+        ).csrPem,
+      },
+      code: grpc.status.PERMISSION_DENIED,
+      details: /otherName:1.2.3.4/,
+    },
+    {
+      name: 'a malformed basicConstraints extension',
+      call: {
+        token,
+        identity: WEB,
+        csr: (await opensslCsr({ extensions: [spiffeSanExt(WEB), '2.5.29.19=critical,DER:01:02:03'] }))
+          .csrPem,
+      },
+      code: grpc.status.INVALID_ARGUMENT,
+      details: /basicConstraints is malformed/,
     },
     {
       name: 'no token',

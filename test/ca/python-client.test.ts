@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createNodeToken, NODE_TOKENS_FILE } from '../../ca/node-tokens.js';
-import { missingPython, run, SYSTEM_PYTHON } from '../helpers/exec.js';
+import { missingPython, run, skipReason, SYSTEM_PYTHON } from '../helpers/exec.js';
 import { writeTempFiles } from '../helpers/openssl.js';
 import { removeDir, startTestCa, StaticPlacement } from '../helpers/ca.js';
 
@@ -16,7 +16,7 @@ const script = fileURLToPath(new URL('./python/istio_ca_client.py', import.meta.
 
 const missing = await missingPython(['grpc', 'grpc_tools', 'cryptography']);
 
-t.test('Python grpcio obtains an SVID', { skip: missing }, async (t) => {
+t.test('Python grpcio obtains an SVID', { skip: skipReason(t, missing) }, async (t) => {
   const generated = mkdtempSync(join(tmpdir(), 'weft-pyproto-'));
   t.teardown(() => removeDir(generated));
   const wkt = (

@@ -29,3 +29,16 @@ export async function missingPython(modules: readonly string[]): Promise<string 
     ? undefined
     : `${SYSTEM_PYTHON} cannot import ${modules.join(', ')}: ${r.stderr.trim()}`;
 }
+
+/**
+ * Why a test that needs an outside peer cannot run — or, under CI (which installs every peer), a
+ * failure instead of a skip, so a missing install step cannot pass silently.
+ */
+export function skipReason(t: { fail(message: string): void }, missing: string | undefined): string | false {
+  if (missing === undefined) return false;
+  if (process.env.CI) {
+    t.fail(`CI must provide this peer: ${missing}`);
+    return false;
+  }
+  return missing;
+}

@@ -201,3 +201,77 @@ t.test('against the real CA over gRPC/TLS with a node token', async (t) => {
     /PERMISSION_DENIED: node node-1 runs no pod with service account db/,
   );
 });
+
+t.test('after close, fetch rejects at once and setWanted does nothing', async (t) => {
+  const { ca, manager } = await setup();
+  manager.close();
+  await t.rejects(manager.fetch(id('web')), /closed/);
+  manager.setWanted([id('web')]);
+  t.same(manager.status(), []);
+  t.equal(ca.calls.length, 0);
+  const open = (await setup()).manager;
+  await t.rejects(
+    open.fetch('not a spiffe id'),
+    /invalid SPIFFE ID/,
+    'a bad ID is a rejected promise, not a throw',
+  );
+  open.close();
+});
+
+t.test('connections waiting during a backoff do not add CSRs', async (t) => {
+  const { clock, ca, manager } = await setup();
+  t.teardown(() => manager.close());
+  ca.failNext = 100;
+  await t.rejects(manager.fetch(id('web')), /CA unavailable/);
+  const results = await Promise.allSettled(Array.from({ length: 20 }, () => manager.fetch(id('web'))));
+  t.ok(
+    results.every((r) => r.status === 'rejected'),
+    'they fail fast with the last error',
+  );
+  t.equal(ca.calls.length, 1, 'still one CSR');
+  const failed = once(manager, 'fetch-failed');
+  clock.advance(clock.pendingDelays()[0]!);
+  await failed;
+  t.equal(ca.calls.length, 2, 'the scheduled retry is the next CSR');
+});
+
+t.test('forgetting and asking again during an in-flight CSR makes one CSR', async (t) => {
+  const { ca, manager } = await setup();
+  t.teardown(() => manager.close());
+  ca.hold = true;
+  const first = manager.fetch(id('web'));
+  await ca.waitForCalls(1);
+  manager.forget(id('web'));
+  await t.rejects(first, /no longer served/);
+  const second = manager.fetch(id('web'));
+  ca.hold = false;
+  ca.releaseOne();
+  t.equal((await second).spiffeId, id('web'), 'the running CSR serves the new request');
+  t.equal(ca.calls.length, 1, 'one CSR');
+});
+
+t.test('a throwing listener does not derail rotation', async (t) => {
+  const { clock, manager } = await setup();
+  t.teardown(() => manager.close());
+  manager.on('certificate', () => {
+    throw new Error('listener bug');
+  });
+  const cert = await manager.fetch(id('web'));
+  const [delay] = clock.pendingDelays();
+  t.ok(delay! > 1_000_000, `rotation still armed at half-life (${delay} ms), not a retry`);
+  t.notOk(manager.status()[0]?.lastError, 'no error recorded');
+  t.equal((await manager.fetch(id('web'))).serialNumber, cert.serialNumber);
+});
+
+t.test('a certificate issued past its half-life renews on backoff, not in a loop', async (t) => {
+  const { clock, ca, manager } = await setup({ ttlSeconds: 1 });
+  t.teardown(() => manager.close());
+  await manager.fetch(id('web'));
+  const [delay] = clock.pendingDelays();
+  t.equal(delay, INITIAL_BACKOFF_MS, 'next renewal on the backoff schedule');
+  const renewed = once(manager, 'certificate');
+  clock.advance(delay!);
+  await renewed;
+  t.equal(clock.pendingDelays()[0], 2 * INITIAL_BACKOFF_MS, 'and backing off further');
+  t.equal(ca.calls.length, 2);
+});

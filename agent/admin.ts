@@ -1,36 +1,67 @@
-// The agent's admin endpoint (:15000): what it holds, for people and for `weft` commands. Read-only;
-// private keys are never shown.
-import { createServer, type Server } from 'node:http';
-import type { CertificateManager } from './identity/manager.js';
+// The agent's HTTP endpoints: admin (127.0.0.1:15000: /config_dump, /certs), Prometheus metrics
+// (:15020/metrics, /stats/prometheus) and readiness (:15021/healthz/ready). Read-only; private keys are
+// never shown.
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
 
-export interface AdminInputs {
-  readonly nodeName: string;
-  readonly certificates: CertificateManager;
-  /** True once the first full configuration has been applied. */
-  readonly isReady: () => boolean;
-  readonly configVersion: () => number;
-}
-
-function sendJson(res: import('node:http').ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body, null, 2) + '\n');
+}
+
+export interface AdminInputs {
+  /** Everything `/config_dump` shows; computed per request. */
+  readonly configDump: () => unknown;
+  readonly certificates: () => unknown;
 }
 
 export function createAdminServer(inputs: AdminInputs): Server {
   return createServer((req, res) => {
     if (req.method !== 'GET') return sendJson(res, 405, { error: 'GET only' });
     switch (req.url) {
+      case '/config_dump':
+        return sendJson(res, 200, inputs.configDump());
       case '/certs':
-        return sendJson(res, 200, { node: inputs.nodeName, certificates: inputs.certificates.status() });
-      case '/healthz/ready':
-        return inputs.isReady() ? sendJson(res, 200, { ready: true }) : sendJson(res, 503, { ready: false });
-      case '/config':
-        return sendJson(res, 200, { node: inputs.nodeName, version: inputs.configVersion() });
+        return sendJson(res, 200, inputs.certificates());
       default:
         return sendJson(res, 404, {
           error: `no such endpoint ${req.url ?? ''}`,
-          endpoints: ['/certs', '/healthz/ready', '/config'],
+          endpoints: ['/config_dump', '/certs'],
         });
     }
+  });
+}
+
+export function createMetricsServer(registry: Registry): Server {
+  return createServer((req, res) => {
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url === '/stats/prometheus')) {
+      registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        (err: Error) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`${err.message}\n`);
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
+  });
+}
+
+/** `/healthz/ready`: 200 once `isReady()` holds, 503 with the reason until then. */
+export function createReadinessServer(isReady: () => string | true): Server {
+  return createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/healthz/ready') {
+      const state = isReady();
+      res.writeHead(state === true ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(state === true ? 'ready\n' : `not ready: ${state}\n`);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
   });
 }

@@ -1,19 +1,30 @@
-// Wiring of the node agent: config store and source, CA client, certificate manager kept in step with
-// the pods of this node, and the admin endpoint. Decides nothing; returns a handle with the bound
-// addresses, which tests use too. The data plane (HBONE, policy, capture) plugs in here later.
+// Wiring of the node agent: config store and source, certificates for this node's pods, the HBONE
+// server, the outbound proxy and its entry points, policy re-checks on config change, and the HTTP
+// endpoints. Decides nothing; returns a handle with the bound addresses, which tests use too.
 import { once } from 'node:events';
 import type { Server } from 'node:http';
+import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
 import { formatHostPort, type HostPort } from '../core/address.js';
 import { ConfigStore } from '../core/store.js';
 import { createConfigSource } from '../core/sources/index.js';
-import type { ConfigSource } from '../core/sources/source.js';
+import { formatRejection } from '../core/convert/index.js';
+import { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
 import { GrpcCaClient, type CaClient } from './identity/ca-client.js';
 import { CertificateManager } from './identity/manager.js';
 import { identitiesForNode } from './identity/node-identities.js';
-import { createAdminServer } from './admin.js';
+import { createAdminServer, createMetricsServer, createReadinessServer } from './admin.js';
+import { LocalWorkloads } from './workloads.js';
+import { PolicyAuthorizer } from './authorizer.js';
+import { ConnectionRegistry } from './connections.js';
+import { HboneInbound } from './inbound.js';
+import { HboneClientPool } from './pool.js';
+import { OutboundProxy } from './outbound.js';
+import { Socks5Server } from './socks5.js';
 
 export const DEFAULT_ADMIN_PORT = 15000;
+export const DEFAULT_METRICS_PORT = 15020;
+export const DEFAULT_READINESS_PORT = 15021;
 
 export interface AgentOptions {
   readonly nodeName: string;
@@ -28,21 +39,39 @@ export interface AgentOptions {
   };
   readonly certTtlSeconds: number;
   readonly adminListen: HostPort;
+  /** null disables a listener (tests that need only part of the agent). */
+  readonly metricsListen: HostPort | null;
+  readonly readinessListen: HostPort | null;
+  readonly hboneListen: HostPort | null;
+  readonly socksListen: HostPort | null;
   /** Tests may pass their own CA client; by default a GrpcCaClient from `ca`. */
   readonly caClient?: CaClient;
 }
 
 export interface AgentHandle {
   readonly adminAddress: HostPort;
+  readonly metricsAddress: HostPort | null;
+  readonly readinessAddress: HostPort | null;
+  readonly hboneAddress: HostPort | null;
+  readonly socksAddress: HostPort | null;
   readonly store: ConfigStore;
   readonly certificates: CertificateManager;
+  readonly connections: ConnectionRegistry;
+  readonly pool: HboneClientPool;
   close(): Promise<void>;
+}
+
+async function listenHttp(server: Server, addr: HostPort): Promise<HostPort> {
+  server.listen(addr.port, addr.host);
+  await once(server, 'listening');
+  const bound = server.address();
+  return { host: addr.host, port: typeof bound === 'object' && bound ? bound.port : 0 };
 }
 
 export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const log = componentLogger('agent');
   const store = new ConfigStore();
-  const source: ConfigSource = createConfigSource(options.configSource);
+  const source = createConfigSource(options.configSource);
   const caClient = options.caClient ?? new GrpcCaClient(options.ca);
   const certificates = new CertificateManager({
     caClient,
@@ -50,46 +79,114 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     ttlSeconds: options.certTtlSeconds,
     log: componentLogger('agent.identity'),
   });
-  let ready = false;
-
-  // Keep certificates for exactly the enrolled pods of this node, re-checked on every config change.
-  const syncIdentities = (): void =>
-    certificates.setWanted(identitiesForNode(store, options.nodeName, options.trustDomain));
-  store.on('applied', syncIdentities);
-
-  const admin: Server = createAdminServer({
-    nodeName: options.nodeName,
+  const registry = new Registry();
+  const metrics = new TcpMetrics(registry);
+  const local = new LocalWorkloads(store, options.nodeName, options.trustDomain);
+  const authorizer = new PolicyAuthorizer(store);
+  const connections = new ConnectionRegistry(store, authorizer, componentLogger('agent.connections'));
+  const pool = new HboneClientPool(componentLogger('agent.pool'));
+  const inbound = new HboneInbound({
+    local,
     certificates,
-    isReady: () => ready,
-    configVersion: () => store.version,
+    authorizer,
+    connections,
+    metrics,
+    log: componentLogger('agent.inbound'),
   });
-  admin.listen(options.adminListen.port, options.adminListen.host);
-  await once(admin, 'listening');
-  const addr = admin.address();
-  const adminAddress = {
-    host: options.adminListen.host,
-    port: typeof addr === 'object' && addr ? addr.port : 0,
+  const outbound = new OutboundProxy({
+    local,
+    certificates,
+    pool,
+    metrics,
+    log: componentLogger('agent.outbound'),
+  });
+  const socks = new Socks5Server(outbound, componentLogger('agent.socks5'));
+  let configLoaded = false;
+
+  // On every config change: keep certificates for exactly this node's enrolled pods, and close live
+  // connections that policy now denies.
+  const onApplied = (): void => {
+    certificates.setWanted(identitiesForNode(store, options.nodeName, options.trustDomain));
+    connections.recheck();
   };
+  store.on('applied', onApplied);
+
+  const servers: Server[] = [];
+  const admin = createAdminServer({
+    configDump: () => ({
+      node: options.nodeName,
+      configVersion: store.version,
+      workloads: [...store.workloadsOnNode(options.nodeName)].map((w) => ({
+        uid: w.uid,
+        namespace: w.namespace,
+        name: w.name,
+        serviceAccount: w.serviceAccount,
+        ips: w.podIps,
+        phase: w.phase,
+        enrolled: local.owning(w.podIps[0] ?? '') !== undefined,
+      })),
+      certificates: certificates.status().map(({ certChainPem: _pem, ...rest }) => rest),
+      tunnels: { pooledConnections: pool.connectionCount, inboundConnections: connections.size },
+      rejectedConfig: store.allRejections().map(formatRejection),
+    }),
+    certificates: () => ({ node: options.nodeName, certificates: certificates.status() }),
+  });
+  servers.push(admin);
+  const adminAddress = await listenHttp(admin, options.adminListen);
+  let metricsAddress: HostPort | null = null;
+  if (options.metricsListen) {
+    const s = createMetricsServer(registry);
+    servers.push(s);
+    metricsAddress = await listenHttp(s, options.metricsListen);
+  }
+  let readinessAddress: HostPort | null = null;
+  if (options.readinessListen) {
+    const s = createReadinessServer(() => (configLoaded ? true : 'configuration not loaded yet'));
+    servers.push(s);
+    readinessAddress = await listenHttp(s, options.readinessListen);
+  }
 
   await source.start(store);
-  syncIdentities();
-  ready = true;
+  configLoaded = true;
+  onApplied();
+  const hboneAddress = options.hboneListen
+    ? await inbound.listen(options.hboneListen.host, options.hboneListen.port)
+    : null;
+  const socksAddress = options.socksListen ? await socks.listen(options.socksListen) : null;
   log.info(
-    { node: options.nodeName, config: source.description, admin: formatHostPort(adminAddress) },
+    {
+      node: options.nodeName,
+      config: source.description,
+      admin: formatHostPort(adminAddress),
+      hbone: hboneAddress && formatHostPort(hboneAddress),
+      socks5: socksAddress && formatHostPort(socksAddress),
+      metrics: metricsAddress && formatHostPort(metricsAddress),
+    },
     'agent ready',
   );
 
   return {
     adminAddress,
+    metricsAddress,
+    readinessAddress,
+    hboneAddress,
+    socksAddress,
     store,
     certificates,
+    connections,
+    pool,
     async close() {
       await source.stop();
-      store.off('applied', syncIdentities);
+      store.off('applied', onApplied);
+      socks.close();
+      await inbound.close();
+      pool.close();
       certificates.close();
       caClient.close();
-      admin.close();
-      admin.closeAllConnections();
+      for (const s of servers) {
+        s.close();
+        s.closeAllConnections();
+      }
     },
   };
 }

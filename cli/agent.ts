@@ -1,11 +1,19 @@
 // `weft agent run`
 import { componentLogger } from '../core/log.js';
 import { DEFAULT_TRUST_DOMAIN } from '../core/spiffe.js';
-import { startAgent, DEFAULT_ADMIN_PORT } from '../agent/main.js';
+import {
+  startAgent,
+  DEFAULT_ADMIN_PORT,
+  DEFAULT_METRICS_PORT,
+  DEFAULT_READINESS_PORT,
+} from '../agent/main.js';
+import { SOCKS5_PORT } from '../agent/socks5.js';
+import { HBONE_PORT } from '../core/hbone/settings.js';
 import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
 import {
   durationSecondsFlag,
   hostPortFlag,
+  optionalHostPortFlag,
   parseFlags,
   stringFlag,
   untilSignal,
@@ -13,8 +21,9 @@ import {
 } from './flags.js';
 
 export const AGENT_USAGE = `weft agent run --node NODE --config file:DIR --ca-root FILE --token-file FILE
-               [--ca-address HOST:PORT] [--ca-server-name NAME] [--trust-domain TD]
-               [--cert-ttl 24h] [--admin HOST:PORT]`;
+               [--ca-address HOST:PORT] [--ca-server-name NAME] [--trust-domain TD] [--cert-ttl 24h]
+               [--admin 127.0.0.1:15000] [--hbone 0.0.0.0:15008] [--socks5 127.0.0.1:15080]
+               [--metrics 0.0.0.0:15020] [--readiness 0.0.0.0:15021]   (any listener: off)`;
 
 async function run(argv: string[]): Promise<void> {
   const f = parseFlags(argv, {
@@ -27,6 +36,10 @@ async function run(argv: string[]): Promise<void> {
     'trust-domain': { type: 'string' },
     'cert-ttl': { type: 'string' },
     admin: { type: 'string' },
+    hbone: { type: 'string' },
+    socks5: { type: 'string' },
+    metrics: { type: 'string' },
+    readiness: { type: 'string' },
   });
   const agent = await startAgent({
     nodeName: stringFlag(f, 'node'),
@@ -40,6 +53,10 @@ async function run(argv: string[]): Promise<void> {
     },
     certTtlSeconds: durationSecondsFlag(f, 'cert-ttl', DEFAULT_WORKLOAD_TTL_S),
     adminListen: hostPortFlag(f, 'admin', `127.0.0.1:${DEFAULT_ADMIN_PORT}`),
+    hboneListen: optionalHostPortFlag(f, 'hbone', `0.0.0.0:${HBONE_PORT}`),
+    socksListen: optionalHostPortFlag(f, 'socks5', `127.0.0.1:${SOCKS5_PORT}`),
+    metricsListen: optionalHostPortFlag(f, 'metrics', `0.0.0.0:${DEFAULT_METRICS_PORT}`),
+    readinessListen: optionalHostPortFlag(f, 'readiness', `0.0.0.0:${DEFAULT_READINESS_PORT}`),
   });
   const sig = await untilSignal();
   componentLogger('agent').info({ signal: sig }, 'agent stopping');

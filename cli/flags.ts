@@ -29,6 +29,15 @@ export function hostPortFlag(values: Record<string, unknown>, name: string, fall
   return parseHostPort(stringFlag(values, name, fallback), `--${name}`);
 }
 
+/** A listen address, or null when the flag is `off`. */
+export function optionalHostPortFlag(
+  values: Record<string, unknown>,
+  name: string,
+  fallback: string,
+): HostPort | null {
+  return values[name] === 'off' ? null : hostPortFlag(values, name, fallback);
+}
+
 /** Durations as `24h`, `90m`, `3600s` (the Gateway API form) or plain seconds. */
 export function durationSecondsFlag(
   values: Record<string, unknown>,

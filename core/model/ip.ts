@@ -14,6 +14,8 @@ export interface Cidr {
  * canonically, so indexes keyed by canonical text can be read with `socket.remoteAddress` directly.
  */
 export function canonicalIp(text: string): string | undefined {
+  // Zone ids (`fe80::1%eth0`) name a link on one host; they are never a mesh address.
+  if (text.includes('%')) return undefined;
   const family = isIP(text);
   if (family === 4) return text;
   if (family !== 6) return undefined;

@@ -1,0 +1,142 @@
+// One record per proxied connection: labels fixed at open, bytes and verdict added as it goes, written
+// once at close as one access-log line and Istio's TCP metrics (ztunnel's ConnectionResult).
+import type { Logger } from '../core/log.js';
+import type { Service } from '../core/model/service.js';
+import type { Workload } from '../core/model/workload.js';
+import { workloadNames } from '../core/telemetry/workload-names.js';
+import type { ResponseFlag, TcpMetrics, TrafficLabels } from '../core/telemetry/tcp-metrics.js';
+
+export type Direction = 'inbound' | 'outbound';
+
+export interface ConnectionEnds {
+  readonly direction: Direction;
+  readonly srcAddr: string;
+  readonly src: Workload | undefined;
+  /** SPIFFE ID, without scheme stripping; undefined for plaintext. */
+  readonly srcIdentity: string | undefined;
+  /** The L4 next hop (`podIP:15008` for a tunnel). */
+  readonly dstAddr: string;
+  /** The CONNECT authority, when tunnelled. */
+  readonly dstHboneAddr: string | undefined;
+  readonly dst: Workload | undefined;
+  readonly dstIdentity: string | undefined;
+  readonly service: Service | undefined;
+  readonly clusterDomain: string;
+}
+
+function principal(id: string | undefined): string {
+  return id ?? 'unknown';
+}
+
+function trafficLabels(ends: ConnectionEnds, flag: ResponseFlag): TrafficLabels {
+  const s = ends.src ? workloadNames(ends.src) : undefined;
+  const d = ends.dst ? workloadNames(ends.dst) : undefined;
+  const svc = ends.service;
+  const mtls = ends.srcIdentity !== undefined && ends.dstIdentity !== undefined;
+  return {
+    reporter: ends.direction === 'outbound' ? 'source' : 'destination',
+    source_workload: s?.workload ?? 'unknown',
+    source_canonical_service: s?.canonicalService ?? 'unknown',
+    source_canonical_revision: s?.canonicalRevision ?? 'unknown',
+    source_workload_namespace: ends.src?.namespace ?? 'unknown',
+    source_principal: principal(ends.srcIdentity),
+    source_app: s?.app ?? 'unknown',
+    source_version: s?.version ?? 'unknown',
+    source_cluster: 'Kubernetes',
+    destination_service: svc ? `${svc.name}.${svc.namespace}.svc.${ends.clusterDomain}` : 'unknown',
+    destination_service_namespace: svc?.namespace ?? 'unknown',
+    destination_service_name: svc?.name ?? 'unknown',
+    destination_workload: d?.workload ?? 'unknown',
+    destination_canonical_service: d?.canonicalService ?? 'unknown',
+    destination_canonical_revision: d?.canonicalRevision ?? 'unknown',
+    destination_workload_namespace: ends.dst?.namespace ?? 'unknown',
+    destination_principal: principal(ends.dstIdentity),
+    destination_app: d?.app ?? 'unknown',
+    destination_version: d?.version ?? 'unknown',
+    destination_cluster: 'Kubernetes',
+    request_protocol: 'tcp',
+    response_flags: flag,
+    connection_security_policy: mtls ? 'mutual_tls' : 'unknown',
+  };
+}
+
+export interface ConnectionDecision {
+  readonly verdict: 'allowed' | 'denied' | 'passthrough';
+  readonly policy?: string | undefined;
+  readonly rule?: number | undefined;
+  readonly reason?: string | undefined;
+}
+
+export class ConnectionResult {
+  readonly #metrics: TcpMetrics;
+  readonly #log: Logger;
+  readonly #ends: ConnectionEnds;
+  readonly #startMs = Date.now();
+  #flag: ResponseFlag = '-';
+  #error: string | undefined = undefined;
+  #decision: ConnectionDecision | undefined = undefined;
+  #opened = false;
+  #done = false;
+
+  constructor(metrics: TcpMetrics, log: Logger, ends: ConnectionEnds) {
+    this.#metrics = metrics;
+    this.#log = log;
+    this.#ends = ends;
+  }
+
+  /** The connection is established end to end: count it as opened. */
+  opened(): void {
+    if (this.#opened) return;
+    this.#opened = true;
+    this.#metrics.opened.inc(trafficLabels(this.#ends, this.#flag));
+  }
+
+  decided(decision: ConnectionDecision): void {
+    this.#decision = decision;
+  }
+
+  failed(flag: ResponseFlag, error: string): void {
+    this.#flag = flag;
+    this.#error = error;
+  }
+
+  /** Writes the access log and metrics; later calls do nothing. */
+  close(bytesSent: number, bytesReceived: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    const labels = trafficLabels(this.#ends, this.#flag);
+    if (this.#opened) {
+      this.#metrics.closed.inc(labels);
+      // Istio reports bytes from the workload's point of view: "sent" is what went back to the client.
+      this.#metrics.sentBytes.inc(labels, bytesSent);
+      this.#metrics.receivedBytes.inc(labels, bytesReceived);
+    }
+    if (this.#flag !== '-') this.#metrics.failed.inc(labels);
+    const e = this.#ends;
+    const d = this.#decision;
+    const fields = {
+      direction: e.direction,
+      'src.addr': e.srcAddr,
+      'src.workload': e.src?.name,
+      'src.namespace': e.src?.namespace,
+      'src.identity': e.srcIdentity,
+      'dst.addr': e.dstAddr,
+      'dst.hbone_addr': e.dstHboneAddr,
+      'dst.service': labels.destination_service === 'unknown' ? undefined : labels.destination_service,
+      'dst.workload': e.dst?.name,
+      'dst.namespace': e.dst?.namespace,
+      'dst.identity': e.dstIdentity,
+      bytes_sent: bytesSent,
+      bytes_recv: bytesReceived,
+      duration_ms: Date.now() - this.#startMs,
+      verdict: d?.verdict,
+      policy: d?.policy,
+      rule: d?.rule,
+      reason: d?.reason,
+      response_flags: this.#flag,
+      error: this.#error,
+    };
+    if (this.#error) this.#log.warn(fields, 'connection complete');
+    else this.#log.info(fields, 'connection complete');
+  }
+}

@@ -1,0 +1,84 @@
+// Live inbound connections, so a policy change can close exactly those it now denies (ztunnel's
+// connection manager). A connection is registered before it is answered; a change applied between the
+// check and the registration is therefore re-checked too.
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../core/log.js';
+import type { ConfigStore } from '../core/store.js';
+import type { Workload } from '../core/model/workload.js';
+import type { InboundAuthorizer, L4Connection } from './authorizer.js';
+
+export class RegisteredConnection {
+  closed = false;
+  upstream: Duplex | undefined = undefined;
+
+  constructor(
+    readonly registry: ConnectionRegistry,
+    readonly workloadUid: string,
+    readonly conn: L4Connection,
+    readonly downstream: Duplex,
+  ) {}
+
+  attach(upstream: Duplex): void {
+    this.upstream = upstream;
+  }
+
+  /** The connection ended by itself. */
+  release(): void {
+    this.registry.remove(this);
+  }
+
+  /** Policy now denies it: reset both sides. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.downstream.destroy();
+    this.upstream?.destroy();
+    this.registry.remove(this);
+  }
+}
+
+export class ConnectionRegistry {
+  readonly #live = new Set<RegisteredConnection>();
+
+  constructor(
+    readonly store: ConfigStore,
+    readonly authorizer: InboundAuthorizer,
+    readonly log: Logger,
+  ) {}
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  register(workload: Workload, conn: L4Connection, downstream: Duplex): RegisteredConnection {
+    const entry = new RegisteredConnection(this, workload.uid, conn, downstream);
+    this.#live.add(entry);
+    return entry;
+  }
+
+  remove(entry: RegisteredConnection): void {
+    this.#live.delete(entry);
+  }
+
+  /** Re-evaluates every live connection against the current config; closes the denied ones. */
+  recheck(): number {
+    let closed = 0;
+    for (const entry of [...this.#live]) {
+      const workload = this.store.workloadByUid(entry.workloadUid);
+      const verdict = workload ? this.authorizer.authorize(workload, entry.conn) : undefined;
+      if (verdict?.allowed) continue;
+      this.log.info(
+        {
+          'src.addr': entry.conn.srcIp,
+          'dst.addr': `${entry.conn.dstIp}:${entry.conn.dstPort}`,
+          policy: verdict?.policy,
+          reason: verdict ? verdict.message : 'destination workload is gone',
+        },
+        'connection closed: no longer allowed',
+      );
+      entry.close();
+      closed++;
+    }
+    return closed;
+  }
+}

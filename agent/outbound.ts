@@ -1,0 +1,338 @@
+// Outbound: a connection from a local workload, with its original destination, becomes a plan (pure:
+// `planOutbound`), then a tunnel or a plain connection (the I/O below).
+//
+// Fail closed: when the plan is a tunnel and anything on the way fails (no certificate, the peer's
+// identity is wrong, the peer refuses), the application's connection is closed. It never falls back
+// to plaintext.
+import type net from 'node:net';
+import type { Logger } from '../core/log.js';
+import type { ConfigStore } from '../core/store.js';
+import type { Service } from '../core/model/service.js';
+import type { Workload } from '../core/model/workload.js';
+import { formatHboneAuthority } from '../core/hbone/authority.js';
+import {
+  baggageHeader,
+  forwardedHeader,
+  newTraceparent,
+  HEADER_BAGGAGE,
+  HEADER_FORWARDED,
+  HEADER_TRACEPARENT,
+} from '../core/hbone/headers.js';
+import { CONNECT_TIMEOUT_MS, HBONE_PORT } from '../core/hbone/settings.js';
+import type { TcpMetrics, ResponseFlag } from '../core/telemetry/tcp-metrics.js';
+import { workloadNames } from '../core/telemetry/workload-names.js';
+import { errorMessage } from '../core/errors.js';
+import { Priority, type CertificateManager } from './identity/manager.js';
+import { HboneClientPool, TunnelRefusedError } from './pool.js';
+import { LocalWorkloads, unmapIpv4 } from './workloads.js';
+import { serviceWaypoint, workloadWaypoint, GATEWAY_NAME_LABEL, type WaypointBinding } from './waypoints.js';
+import { ConnectionResult } from './connection-result.js';
+import { dialTcp, isLoopback } from './socket.js';
+import { pump } from './copy.js';
+
+export interface Destination {
+  readonly ip: string;
+  readonly port: number;
+}
+
+export type OutboundPlan =
+  | {
+      readonly kind: 'hbone';
+      /** The next hop's HBONE address: the destination pod (or the waypoint pod), port 15008. */
+      readonly nextHop: Destination;
+      /** The CONNECT authority: pod ip:targetPort, or the original destination when via a waypoint. */
+      readonly authority: string;
+      /** The SPIFFE ID the next hop must prove. */
+      readonly expectedIdentity: string;
+      readonly dstWorkload: Workload;
+      readonly service: Service | undefined;
+      readonly viaWaypoint: boolean;
+    }
+  | {
+      readonly kind: 'passthrough';
+      readonly target: Destination;
+      readonly dstWorkload: Workload | undefined;
+      readonly service: Service | undefined;
+      readonly reason: string;
+    }
+  | { readonly kind: 'refuse'; readonly reason: string; readonly flag: ResponseFlag };
+
+/** Picks an index in [0, n); injected for deterministic tests. */
+export type Picker = (n: number) => number;
+export const randomPicker: Picker = (n) => Math.floor(Math.random() * n);
+
+function refuse(reason: string, flag: ResponseFlag = 'CONNECT'): OutboundPlan {
+  return { kind: 'refuse', reason, flag };
+}
+
+/** The next hop into a waypoint: one of its pods (the waypoint balances further itself). */
+function viaWaypoint(
+  store: ConfigStore,
+  local: LocalWorkloads,
+  binding: Extract<WaypointBinding, { kind: 'waypoint' }>,
+  dst: Destination,
+  service: Service | undefined,
+  dstWorkload: Workload,
+  pick: Picker,
+): OutboundPlan {
+  const gw = binding.gateway;
+  // Istio gives each waypoint a Service named after its Gateway; its endpoints are the waypoint pods.
+  const wpService = store.service(gw.namespace, gw.name);
+  const candidates: Workload[] = [];
+  if (wpService)
+    for (const ep of store.endpointsOf(wpService)) {
+      const w = store.workloadByIp(ep.address);
+      if (w && local.isMeshWorkload(w) && w.labels[GATEWAY_NAME_LABEL] === gw.name) candidates.push(w);
+    }
+  if (candidates.length === 0) return refuse(`waypoint ${gw.namespace}/${gw.name} has no ready pods`);
+  const wp = candidates[pick(candidates.length)]!;
+  return {
+    kind: 'hbone',
+    nextHop: { ip: wp.podIps[0]!, port: HBONE_PORT },
+    authority: formatHboneAuthority(dst.ip, dst.port),
+    expectedIdentity: local.spiffeIdOf(wp),
+    dstWorkload,
+    service,
+    viaWaypoint: true,
+  };
+}
+
+function toWorkload(
+  local: LocalWorkloads,
+  w: Workload,
+  ip: string,
+  port: number,
+  service: Service | undefined,
+): OutboundPlan {
+  if (!local.isMeshWorkload(w))
+    return {
+      kind: 'passthrough',
+      target: { ip, port },
+      dstWorkload: w,
+      service,
+      reason: 'destination is not in the mesh',
+    };
+  return {
+    kind: 'hbone',
+    nextHop: { ip, port: HBONE_PORT },
+    authority: formatHboneAuthority(ip, port),
+    expectedIdentity: local.spiffeIdOf(w),
+    dstWorkload: w,
+    service,
+    viaWaypoint: false,
+  };
+}
+
+/**
+ * Decides where a connection from `src` to `dst` goes, from config alone: a Service VIP is resolved
+ * to one ready endpoint (or its waypoint), a pod IP to that pod (or its waypoint), anything else is
+ * passed through unchanged.
+ */
+export function planOutbound(
+  store: ConfigStore,
+  local: LocalWorkloads,
+  dst: Destination,
+  pick: Picker = randomPicker,
+): OutboundPlan {
+  if (isLoopback(dst.ip)) return refuse(`destination ${dst.ip} is loopback`);
+  const service = store.serviceByVip(dst.ip);
+  if (service) {
+    const port = service.ports.find((p) => p.port === dst.port && p.protocol === 'TCP');
+    if (!port) return refuse(`service ${service.namespace}/${service.name} has no TCP port ${dst.port}`);
+    const endpoints = store.endpointsOf(service).filter((ep) => ep.targetPorts[dst.port] !== undefined);
+    const binding = serviceWaypoint(store, service);
+    if (binding.kind === 'missing')
+      return refuse(
+        `service ${service.namespace}/${service.name} is bound to waypoint ${binding.namespace}/${binding.name}, which does not exist`,
+      );
+    if (endpoints.length === 0)
+      return refuse(
+        `service ${service.namespace}/${service.name} has no ready endpoint for port ${dst.port}`,
+      );
+    const ep = endpoints[pick(endpoints.length)]!;
+    const targetPort = ep.targetPorts[dst.port]!;
+    const w = store.workloadByIp(ep.address);
+    if (binding.kind === 'waypoint' && w) return viaWaypoint(store, local, binding, dst, service, w, pick);
+    if (!w)
+      return {
+        kind: 'passthrough',
+        target: { ip: ep.address, port: targetPort },
+        dstWorkload: undefined,
+        service,
+        reason: 'endpoint is not a known pod',
+      };
+    return toWorkload(local, w, ep.address, targetPort, service);
+  }
+  const w = store.workloadByIp(dst.ip);
+  if (!w)
+    return {
+      kind: 'passthrough',
+      target: dst,
+      dstWorkload: undefined,
+      service: undefined,
+      reason: 'destination is outside the mesh',
+    };
+  const binding = workloadWaypoint(store, w);
+  if (binding.kind === 'missing')
+    return refuse(
+      `pod ${w.namespace}/${w.name} is bound to waypoint ${binding.namespace}/${binding.name}, which does not exist`,
+    );
+  if (binding.kind === 'waypoint') return viaWaypoint(store, local, binding, dst, undefined, w, pick);
+  return toWorkload(local, w, dst.ip, dst.port, undefined);
+}
+
+export interface OutboundInputs {
+  readonly local: LocalWorkloads;
+  readonly certificates: CertificateManager;
+  readonly pool: HboneClientPool;
+  readonly metrics: TcpMetrics;
+  readonly log: Logger;
+  readonly pick?: Picker;
+}
+
+/**
+ * How an entry point (SOCKS5, transparent listener) learns whether the connection went through. On
+ * false it may answer and end the socket; a socket it leaves open is then reset.
+ */
+export type OutboundReady = (ok: boolean) => void;
+
+export class OutboundProxy {
+  readonly #in: OutboundInputs;
+
+  constructor(inputs: OutboundInputs) {
+    this.#in = inputs;
+  }
+
+  /**
+   * Carries `socket` (from a local workload) to `dst`. `ready` is called once, before any byte is
+   * piped, with whether the far end was reached; on false the caller answers and closes the socket.
+   */
+  handle(socket: net.Socket, dst: Destination, ready: OutboundReady = noopReady): void {
+    const { local, log } = this.#in;
+    const srcIp = unmapIpv4(socket.remoteAddress);
+    const src = local.owning(srcIp);
+    if (!src) {
+      log.warn(
+        { 'src.addr': srcIp, 'dst.addr': formatHboneAuthority(dst.ip, dst.port) },
+        'outbound connection from an address that is no enrolled local workload; refused',
+      );
+      refuseSocket(socket, ready);
+      return;
+    }
+    const plan = planOutbound(local.store, local, dst, this.#in.pick);
+    const srcId = local.spiffeIdOf(src);
+    const result = new ConnectionResult(this.#in.metrics, log, {
+      direction: 'outbound',
+      srcAddr: formatHboneAuthority(srcIp, socket.remotePort ?? 0),
+      src,
+      srcIdentity: plan.kind === 'hbone' ? srcId : undefined,
+      dstAddr:
+        plan.kind === 'hbone'
+          ? formatHboneAuthority(plan.nextHop.ip, plan.nextHop.port)
+          : plan.kind === 'passthrough'
+            ? formatHboneAuthority(plan.target.ip, plan.target.port)
+            : formatHboneAuthority(dst.ip, dst.port),
+      dstHboneAddr: plan.kind === 'hbone' ? plan.authority : undefined,
+      dst: plan.kind === 'refuse' ? undefined : plan.dstWorkload,
+      dstIdentity: plan.kind === 'hbone' ? plan.expectedIdentity : undefined,
+      service: plan.kind === 'refuse' ? undefined : plan.service,
+      clusterDomain: local.store.clusterDomain,
+    });
+    if (plan.kind === 'refuse') {
+      result.failed(plan.flag, plan.reason);
+      result.close(0, 0);
+      refuseSocket(socket, ready);
+      return;
+    }
+    if (plan.kind === 'passthrough') {
+      result.decided({ verdict: 'passthrough', reason: plan.reason });
+      dialTcp(plan.target.ip, plan.target.port, CONNECT_TIMEOUT_MS).then(
+        (upstream) => this.#splice(socket, upstream, result, ready),
+        (err: unknown) => this.#failed(socket, result, ready, 'CONNECT', err),
+      );
+      return;
+    }
+    const names = workloadNames(src);
+    const serviceHost = plan.service
+      ? `${plan.service.name}.${plan.service.namespace}.svc.${local.store.clusterDomain}`
+      : undefined;
+    const headers = {
+      [HEADER_FORWARDED]: forwardedHeader(srcIp, socket.remotePort ?? 0, serviceHost),
+      [HEADER_BAGGAGE]: baggageHeader({
+        namespace: src.namespace,
+        workloadType: 'pod',
+        workloadName: src.name,
+        canonicalService: names.canonicalService,
+        canonicalRevision: names.canonicalRevision,
+      }),
+      [HEADER_TRACEPARENT]: newTraceparent(),
+    };
+    this.#in.certificates
+      .fetch(srcId, Priority.RealTime)
+      .then((cert) =>
+        this.#in.pool.connect(
+          {
+            srcIdentity: srcId,
+            dstIdentity: plan.expectedIdentity,
+            dstIp: plan.nextHop.ip,
+            dstPort: plan.nextHop.port,
+          },
+          cert,
+          plan.authority,
+          headers,
+        ),
+      )
+      .then(
+        (stream) => {
+          result.decided({ verdict: 'allowed' });
+          this.#splice(socket, stream, result, ready);
+        },
+        (err: unknown) => {
+          const flag: ResponseFlag =
+            err instanceof TunnelRefusedError ? (err.status === 401 ? 'DENY' : 'CONNECT') : 'CONNECT';
+          if (err instanceof TunnelRefusedError && err.status === 401)
+            result.decided({ verdict: 'denied', reason: err.message });
+          this.#failed(socket, result, ready, flag, err);
+        },
+      );
+  }
+
+  #splice(
+    socket: net.Socket,
+    upstream: import('node:stream').Duplex,
+    result: ConnectionResult,
+    ready: OutboundReady,
+  ): void {
+    if (socket.destroyed) {
+      upstream.destroy();
+      result.close(0, 0);
+      return;
+    }
+    ready(true);
+    result.opened();
+    pump(socket, upstream, (err) => {
+      if (err) result.failed('-', errorMessage(err));
+      // Istio's source reporter counts from the client's side: sent = what the app sent.
+      result.close(socket.bytesRead, socket.bytesWritten);
+    });
+  }
+
+  #failed(
+    socket: net.Socket,
+    result: ConnectionResult,
+    ready: OutboundReady,
+    flag: ResponseFlag,
+    err: unknown,
+  ): void {
+    result.failed(flag, errorMessage(err));
+    result.close(0, 0);
+    refuseSocket(socket, ready);
+  }
+}
+
+function refuseSocket(socket: net.Socket, ready: OutboundReady): void {
+  ready(false);
+  if (!socket.writableEnded) socket.destroy();
+}
+
+function noopReady(): void {}

@@ -1,0 +1,350 @@
+// HBONE client connections, pooled.
+//
+// Invariants:
+// - Connections are keyed by (source identity, expected destination identity, destination address):
+//   a connection only ever carries streams of one source workload to one verified peer.
+// - A connection carries at most min(POOL_MAX_STREAMS_PER_CONNECTION, the peer's
+//   SETTINGS_MAX_CONCURRENT_STREAMS) streams; the next stream opens another connection.
+// - At most one dial per key is in flight; streams that need a connection meanwhile wait for it.
+// - A connection that received GOAWAY takes no new streams; its open streams run to their end.
+// - PING every PING_INTERVAL_MS; no answer within PING_TIMEOUT_MS destroys the connection (its streams
+//   fail cleanly). A connection without streams for POOL_IDLE_TIMEOUT_MS is closed.
+import http2, {
+  constants as h2c,
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type OutgoingHttpHeaders,
+} from 'node:http2';
+import tls from 'node:tls';
+import { WeftError, errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { formatHboneAuthority } from '../core/hbone/authority.js';
+import {
+  ALPN_H2,
+  CLIENT_SESSION_OPTIONS,
+  CONNECT_TIMEOUT_MS,
+  CONNECTION_WINDOW_BYTES,
+  PING_INTERVAL_MS,
+  PING_TIMEOUT_MS,
+  POOL_IDLE_TIMEOUT_MS,
+  POOL_MAX_STREAMS_PER_CONNECTION,
+} from '../core/hbone/settings.js';
+import type { WorkloadCertificate } from './identity/manager.js';
+import { expectIdentity, secureContextFor } from './tls.js';
+import { tuneSocket } from './socket.js';
+
+export interface PoolKey {
+  readonly srcIdentity: string;
+  readonly dstIdentity: string;
+  readonly dstIp: string;
+  readonly dstPort: number;
+}
+
+export interface PoolTimings {
+  readonly pingIntervalMs: number;
+  readonly pingTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly maxStreamsPerConnection: number;
+}
+
+export const DEFAULT_POOL_TIMINGS: PoolTimings = {
+  pingIntervalMs: PING_INTERVAL_MS,
+  pingTimeoutMs: PING_TIMEOUT_MS,
+  idleTimeoutMs: POOL_IDLE_TIMEOUT_MS,
+  connectTimeoutMs: CONNECT_TIMEOUT_MS,
+  maxStreamsPerConnection: POOL_MAX_STREAMS_PER_CONNECTION,
+};
+
+function keyString(k: PoolKey): string {
+  return `${k.srcIdentity}|${k.dstIdentity}|${formatHboneAuthority(k.dstIp, k.dstPort)}`;
+}
+
+/** A tunnel stream whose CONNECT the peer refused. */
+export class TunnelRefusedError extends WeftError {
+  constructor(
+    readonly status: number,
+    peer: string,
+    authority: string,
+  ) {
+    super('ERR_TUNNEL', `${peer} answered ${status} to CONNECT ${authority}`, { peer, object: authority });
+  }
+}
+
+class PooledConnection {
+  active = 0;
+  draining = false;
+  closed = false;
+  pingSentAt = 0;
+  readonly #idle: NodeJS.Timeout;
+  readonly #ping: NodeJS.Timeout;
+
+  constructor(
+    readonly pool: HboneClientPool,
+    readonly keyId: string,
+    readonly session: ClientHttp2Session,
+    readonly timings: PoolTimings,
+  ) {
+    this.onPingTimer = this.onPingTimer.bind(this);
+    this.onPong = this.onPong.bind(this);
+    this.#idle = setTimeout(this.onIdle.bind(this), timings.idleTimeoutMs).unref();
+    this.#ping = setInterval(this.onPingTimer, timings.pingIntervalMs).unref();
+    session.on('goaway', () => {
+      this.draining = true;
+    });
+    session.on('close', () => this.dispose());
+    session.on('error', (err) =>
+      pool.log.debug({ pool: keyId, error: err.message }, 'hbone connection error'),
+    );
+  }
+
+  /** Streams this connection may still take. */
+  capacity(): number {
+    if (this.draining || this.closed || this.session.destroyed || this.session.closed) return 0;
+    const peerLimit = this.session.remoteSettings.maxConcurrentStreams ?? Infinity;
+    return Math.min(this.timings.maxStreamsPerConnection, peerLimit) - this.active;
+  }
+
+  streamOpened(): void {
+    this.active++;
+  }
+
+  streamClosed(): void {
+    this.active--;
+    if (this.active === 0) this.#idle.refresh();
+  }
+
+  onIdle(): void {
+    if (this.active > 0) {
+      this.#idle.refresh();
+      return;
+    }
+    this.pool.log.debug({ pool: this.keyId }, 'hbone connection idle; closing');
+    this.draining = true;
+    this.session.close();
+  }
+
+  onPingTimer(): void {
+    if (this.pingSentAt !== 0) {
+      if (Date.now() - this.pingSentAt >= this.timings.pingTimeoutMs) {
+        this.pool.log.warn(
+          { pool: this.keyId, timeout_ms: this.timings.pingTimeoutMs },
+          'hbone keepalive timed out; dropping connection',
+        );
+        this.session.destroy(new WeftError('ERR_TUNNEL', 'keepalive PING unanswered', { peer: this.keyId }));
+      }
+      return;
+    }
+    this.pingSentAt = Date.now();
+    if (!this.session.ping(this.onPong)) this.pingSentAt = 0;
+  }
+
+  onPong(err: Error | null): void {
+    if (!err) this.pingSentAt = 0;
+  }
+
+  dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.#idle);
+    clearInterval(this.#ping);
+    this.pool.remove(this);
+  }
+}
+
+interface KeyEntry {
+  readonly connections: PooledConnection[];
+  dialing: Promise<PooledConnection> | undefined;
+}
+
+export class HboneClientPool {
+  readonly log: Logger;
+  readonly #timings: PoolTimings;
+  readonly #entries = new Map<string, KeyEntry>();
+
+  constructor(log: Logger, timings: Partial<PoolTimings> = {}) {
+    this.log = log;
+    this.#timings = { ...DEFAULT_POOL_TIMINGS, ...timings };
+  }
+
+  /** Open connections for a key (for tests and the admin view). */
+  connections(key: PoolKey): readonly { active: number; draining: boolean }[] {
+    return this.#entries.get(keyString(key))?.connections ?? [];
+  }
+
+  get connectionCount(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) n += e.connections.length;
+    return n;
+  }
+
+  /**
+   * Opens a CONNECT stream for `authority` over a pooled connection for `key`, presenting `srcCert`.
+   * Resolves once the peer answered 200; rejects with TunnelRefusedError for any other status.
+   */
+  async connect(
+    key: PoolKey,
+    srcCert: WorkloadCertificate,
+    authority: string,
+    headers: OutgoingHttpHeaders,
+  ): Promise<ClientHttp2Stream> {
+    const conn = await this.#acquire(key, srcCert);
+    conn.streamOpened();
+    let stream: ClientHttp2Stream;
+    try {
+      stream = conn.session.request(
+        { ...headers, ':method': 'CONNECT', ':authority': authority },
+        { endStream: false },
+      );
+    } catch (err) {
+      conn.streamClosed();
+      throw new WeftError(
+        'ERR_TUNNEL',
+        `cannot open a stream to ${conn.keyId}: ${errorMessage(err)}`,
+        { peer: conn.keyId },
+        err,
+      );
+    }
+    return new Promise((resolve, reject) => {
+      let answered = false;
+      stream.once('close', () => {
+        conn.streamClosed();
+        if (!answered)
+          reject(
+            new WeftError(
+              'ERR_TUNNEL',
+              `tunnel to ${conn.keyId} closed before a response (code ${stream.rstCode})`,
+              { peer: conn.keyId },
+            ),
+          );
+      });
+      stream.once('error', (err) => {
+        if (!answered)
+          reject(
+            new WeftError(
+              'ERR_TUNNEL',
+              `tunnel to ${conn.keyId} failed: ${err.message}`,
+              { peer: conn.keyId },
+              err,
+            ),
+          );
+      });
+      stream.once('response', (h) => {
+        answered = true;
+        const status = Number(h[':status']);
+        if (status === 200) return resolve(stream);
+        stream.close(h2c.NGHTTP2_CANCEL);
+        reject(new TunnelRefusedError(status, conn.keyId, authority));
+      });
+    });
+  }
+
+  async #acquire(key: PoolKey, srcCert: WorkloadCertificate): Promise<PooledConnection> {
+    const id = keyString(key);
+    while (true) {
+      let entry = this.#entries.get(id);
+      if (!entry) {
+        entry = { connections: [], dialing: undefined };
+        this.#entries.set(id, entry);
+      }
+      for (const c of entry.connections) if (c.capacity() > 0) return c;
+      if (entry.dialing) {
+        // Someone is dialing this key: share the outcome (its failure is ours), then look again.
+        await entry.dialing;
+        continue;
+      }
+      const e = entry;
+      e.dialing = this.#dial(key, id, srcCert).then(
+        (conn) => {
+          e.dialing = undefined;
+          e.connections.push(conn);
+          this.#entries.set(id, e);
+          return conn;
+        },
+        (err: unknown) => {
+          e.dialing = undefined;
+          if (e.connections.length === 0 && this.#entries.get(id) === e) this.#entries.delete(id);
+          throw err;
+        },
+      );
+      const conn = await e.dialing;
+      if (conn.capacity() > 0) return conn;
+    }
+  }
+
+  #dial(key: PoolKey, id: string, srcCert: WorkloadCertificate): Promise<PooledConnection> {
+    const peer = formatHboneAuthority(key.dstIp, key.dstPort);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (err: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        reject(
+          new WeftError(
+            'ERR_TUNNEL',
+            `HBONE connect to ${peer} (expecting ${key.dstIdentity}) failed: ${err.message}`,
+            { peer },
+            err,
+          ),
+        );
+      };
+      const socket = tls.connect({
+        host: key.dstIp,
+        port: key.dstPort,
+        secureContext: secureContextFor(srcCert),
+        ALPNProtocols: [ALPN_H2],
+        rejectUnauthorized: true,
+        checkServerIdentity: expectIdentity(key.dstIdentity),
+      });
+      const timer = setTimeout(
+        () =>
+          fail(
+            new Error(
+              `timed out after ${this.#timings.connectTimeoutMs} ms (a NetworkPolicy may block port ${key.dstPort})`,
+            ),
+          ),
+        this.#timings.connectTimeoutMs,
+      );
+      socket.once('error', fail);
+      socket.once('secureConnect', () => {
+        if (socket.alpnProtocol !== ALPN_H2)
+          return fail(new Error(`peer did not negotiate ALPN h2 (got ${String(socket.alpnProtocol)})`));
+        tuneSocket(socket);
+        const session = http2.connect(`https://${peer}`, {
+          ...CLIENT_SESSION_OPTIONS,
+          createConnection: () => socket,
+        });
+        session.once('error', fail);
+        session.once('connect', () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          socket.off('error', fail);
+          session.off('error', fail);
+          session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+          this.log.debug({ pool: id }, 'hbone connection established');
+          resolve(new PooledConnection(this, id, session, this.#timings));
+        });
+      });
+    });
+  }
+
+  remove(conn: PooledConnection): void {
+    const entry = this.#entries.get(conn.keyId);
+    if (!entry) return;
+    const i = entry.connections.indexOf(conn);
+    if (i >= 0) entry.connections.splice(i, 1);
+    if (entry.connections.length === 0 && !entry.dialing) this.#entries.delete(conn.keyId);
+  }
+
+  /** Sends GOAWAY on every connection and lets open streams finish. */
+  close(): void {
+    for (const entry of this.#entries.values())
+      for (const c of entry.connections) {
+        c.draining = true;
+        c.session.close();
+      }
+  }
+}

@@ -77,8 +77,31 @@ function selects(service: Service, workload: Workload): boolean {
   );
 }
 
-/** Most IPs belong to one pod; only a reused IP (a finished pod and its successor) needs a list. */
-type IpOwners = Workload | Workload[];
+/**
+ * The records that claim one address, oldest claim first. Most addresses have one owner, kept without a
+ * list; only a shared one (a finished pod's IP reused, a cluster IP two Services list) needs the list.
+ * Adding and removing cost O(owners of that address).
+ */
+type Owners<T extends object> = T | T[];
+
+function addOwner<T extends object>(index: Map<string, Owners<T>>, address: string, owner: T): void {
+  const owners = index.get(address);
+  if (owners === undefined) index.set(address, owner);
+  else if (Array.isArray(owners)) owners.push(owner);
+  else index.set(address, [owners, owner]);
+}
+
+function removeOwner<T extends object>(index: Map<string, Owners<T>>, address: string, owner: T): void {
+  const owners = index.get(address);
+  if (owners === owner) {
+    index.delete(address);
+  } else if (Array.isArray(owners)) {
+    const rest = owners.filter((other) => other !== owner);
+    const only = rest.length === 1 ? rest[0] : undefined;
+    if (rest.length === 0) index.delete(address);
+    else index.set(address, only ?? rest);
+  }
+}
 
 /** A two-level map `outer -> inner -> value`, for "everything in namespace N" and "pods on node X". */
 class GroupedMap<V> {
@@ -133,7 +156,7 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
 
   readonly #workloads = new Map<string, Workload>();
   readonly #workloadByUid = new Map<string, Workload>();
-  readonly #workloadByIp = new Map<string, IpOwners>();
+  readonly #workloadByIp = new Map<string, Owners<Workload>>();
   readonly #workloadsByNode = new GroupedMap<Workload>();
   readonly #workloadsByNamespace = new GroupedMap<Workload>();
   /** (namespace, service account, node) -> live pods; answers the CA's "may this node ask for this identity". */
@@ -141,7 +164,8 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
 
   readonly #services = new Map<string, Service>();
   readonly #servicesByNamespace = new GroupedMap<Service>();
-  readonly #serviceByVip = new Map<string, Service>();
+  /** Cluster IPs are unique in a real cluster; here two Services may list one, and the latest claim answers. */
+  readonly #serviceByVip = new Map<string, Owners<Service>>();
   readonly #serviceByHost = new Map<string, Service>();
   readonly #slicesByService = new GroupedMap<EndpointSlice>();
   /** Service key -> the pods its selector picks (Running, with an IP), kept current per pod change. */
@@ -285,7 +309,7 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
     const key = nsName(next.namespace, next.name);
     this.#workloads.set(key, next);
     this.#workloadByUid.set(next.uid, next);
-    if (!next.hostNetwork) for (const ip of next.podIps) this.#addIpOwner(ip, next);
+    if (!next.hostNetwork) for (const ip of next.podIps) addOwner(this.#workloadByIp, ip, next);
     if (next.nodeName !== undefined) this.#workloadsByNode.set(next.nodeName, key, next);
     this.#workloadsByNamespace.set(next.namespace, key, next);
     this.#countPlacement(next, +1);
@@ -318,29 +342,11 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
   #unindexWorkload(workload: Workload): void {
     const key = nsName(workload.namespace, workload.name);
     if (this.#workloadByUid.get(workload.uid) === workload) this.#workloadByUid.delete(workload.uid);
-    if (!workload.hostNetwork) for (const ip of workload.podIps) this.#removeIpOwner(ip, workload);
+    if (!workload.hostNetwork)
+      for (const ip of workload.podIps) removeOwner(this.#workloadByIp, ip, workload);
     if (workload.nodeName !== undefined) this.#workloadsByNode.delete(workload.nodeName, key);
     this.#workloadsByNamespace.delete(workload.namespace, key);
     this.#countPlacement(workload, -1);
-  }
-
-  #addIpOwner(ip: string, workload: Workload): void {
-    const owners = this.#workloadByIp.get(ip);
-    if (owners === undefined) this.#workloadByIp.set(ip, workload);
-    else if (Array.isArray(owners)) owners.push(workload);
-    else this.#workloadByIp.set(ip, [owners, workload]);
-  }
-
-  #removeIpOwner(ip: string, workload: Workload): void {
-    const owners = this.#workloadByIp.get(ip);
-    if (owners === workload) {
-      this.#workloadByIp.delete(ip);
-    } else if (Array.isArray(owners)) {
-      const rest = owners.filter((owner) => owner !== workload);
-      const only = rest.length === 1 ? rest[0] : undefined;
-      if (rest.length === 0) this.#workloadByIp.delete(ip);
-      else this.#workloadByIp.set(ip, only ?? rest);
-    }
   }
 
   #countPlacement(workload: Workload, delta: 1 | -1): void {
@@ -397,7 +403,7 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
     if (previous !== undefined) this.#unindexServiceAddresses(previous);
     this.#services.set(key, next);
     this.#servicesByNamespace.set(next.namespace, next.name, next);
-    for (const vip of next.clusterIps) this.#serviceByVip.set(vip, next);
+    for (const vip of next.clusterIps) addOwner(this.#serviceByVip, vip, next);
     for (const host of this.#hostsOf(next)) this.#serviceByHost.set(host, next);
     const sameSelector =
       previous !== undefined &&
@@ -420,9 +426,7 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
   }
 
   #unindexServiceAddresses(service: Service): void {
-    for (const vip of service.clusterIps) {
-      if (this.#serviceByVip.get(vip) === service) this.#serviceByVip.delete(vip);
-    }
+    for (const vip of service.clusterIps) removeOwner(this.#serviceByVip, vip, service);
     for (const host of this.#hostsOf(service)) this.#serviceByHost.delete(host);
   }
 
@@ -458,9 +462,10 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
     return this.#services.get(nsName(namespace, name));
   }
 
-  /** The Service whose cluster IP this is (canonical IP text, as sockets report it). */
+  /** The Service whose cluster IP this is (canonical IP text, as sockets report it); of two, the later claim. */
   serviceByVip(ip: string): Service | undefined {
-    return this.#serviceByVip.get(ip);
+    const owners = this.#serviceByVip.get(ip);
+    return Array.isArray(owners) ? owners.at(-1) : owners;
   }
 
   /** By `<name>.<ns>`, `<name>.<ns>.svc` or `<name>.<ns>.svc.<clusterDomain>`; case-insensitive, no port. */

@@ -67,7 +67,9 @@ export function keyStrength(key: KeyObject): KeyStrength {
     if (bits < RSA_MIN_BITS) throw new Error(`RSA key of ${bits} bits; want at least ${RSA_MIN_BITS}`);
     return { type: 'rsa', bits };
   }
-  throw new Error(`key type ${String(key.asymmetricKeyType)}; want ECDSA (P-256/P-384) or RSA ≥ ${RSA_MIN_BITS}`);
+  throw new Error(
+    `key type ${String(key.asymmetricKeyType)}; want ECDSA (P-256/P-384) or RSA ≥ ${RSA_MIN_BITS}`,
+  );
 }
 
 /** How to sign with a key: ECDSA hashed to match the curve; RSA PKCS#1 v1.5 with SHA-256. */

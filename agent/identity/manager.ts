@@ -15,7 +15,7 @@ import { parseSpiffeId } from '../../core/spiffe.js';
 import { chainsToRoots, exportPkcs8Pem, parseCertificates, uriSans, subtle } from '../../core/x509.js';
 import { createWorkloadCsr } from './csr.js';
 import type { CaClient } from './ca-client.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
 
 export enum Priority {
   RealTime = 0,

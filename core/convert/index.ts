@@ -1,13 +1,13 @@
 // Manifest -> typed record, or a Rejection naming the object and the field. The only place in Weft
 // that reads raw manifests: everything downstream sees ConfigRecords.
 import { componentLogger } from '../log.js';
-import type { ConfigKind, ConfigRecord } from '../model/index.js';
+import type { ConfigKind, ConfigRecord, ObjectKey } from '../model/index.js';
 import { convertAuthorizationPolicy } from './authorization-policy.js';
 import { convertEndpointSlice } from './endpoint-slice.js';
-import { FieldError, isObject, type JsonObject } from './fields.js';
+import { FieldError, isObject, shown, type JsonObject } from './fields.js';
 import { convertGateway } from './gateway.js';
 import { convertHttpRoute } from './http-route.js';
-import { looseIdentity, readMeta, type ObjectMeta } from './meta.js';
+import { looseIdentity, readMeta, strictIdentity, type ObjectMeta } from './meta.js';
 import type { NameFormat } from './names.js';
 import { convertNamespace } from './namespace.js';
 import { convertPeerAuthentication } from './peer-authentication.js';
@@ -29,7 +29,17 @@ export interface ManifestOrigin {
 
 export type ConversionResult =
   | { readonly outcome: 'converted'; readonly record: ConfigRecord }
-  | { readonly outcome: 'rejected'; readonly rejection: Rejection }
+  | {
+      readonly outcome: 'rejected';
+      readonly rejection: Rejection;
+      /**
+       * The object the manifest defines, when its identity (kind, apiVersion group, metadata.name and
+       * metadata.namespace) is valid; undefined when it is not. The rejection still names the object as
+       * far as it can be read, but that name (`Web_1`) may be no object at all: a source must not take it
+       * to mean the object it replaced is gone.
+       */
+      readonly key: ObjectKey | undefined;
+    }
   /** Not a kind Weft models (ConfigMap, Deployment, …): not an error. */
   | { readonly outcome: 'ignored'; readonly reason: string };
 
@@ -120,16 +130,20 @@ export function convertManifest(manifest: unknown, origin: ManifestOrigin = {}):
   const reject = (
     kind: string,
     identity: { namespace: string; name: string },
+    key: ObjectKey | undefined,
     field: string,
     reason: string,
-  ) => ({ outcome: 'rejected', rejection: { kind, ...identity, field, reason, ...origin } }) as const;
+  ) => ({ outcome: 'rejected', rejection: { kind, ...identity, field, reason, ...origin }, key }) as const;
   const unidentified = { namespace: '', name: '' };
   if (!isObject(manifest))
-    return reject('', unidentified, '', `a manifest must be an object, got ${typeof manifest}`);
+    return reject('', unidentified, undefined, '', `a manifest must be an object, got ${typeof manifest}`);
   const { apiVersion, kind } = manifest;
-  if (typeof kind !== 'string' || kind === '') return reject('', unidentified, 'kind', 'is required');
-  if (typeof apiVersion !== 'string' || apiVersion === '')
-    return reject(kind, unidentified, 'apiVersion', 'is required');
+  if (typeof kind !== 'string' || kind === '')
+    return reject('', unidentified, undefined, 'kind', 'is required');
+  if (apiVersion === undefined || apiVersion === null || apiVersion === '')
+    return reject(kind, unidentified, undefined, 'apiVersion', 'is required');
+  if (typeof apiVersion !== 'string')
+    return reject(kind, unidentified, undefined, 'apiVersion', `must be a string, got ${shown(apiVersion)}`);
   const slash = apiVersion.lastIndexOf('/');
   const group = slash === -1 ? '' : apiVersion.slice(0, slash);
   const version = apiVersion.slice(slash + 1);
@@ -139,15 +153,17 @@ export function convertManifest(manifest: unknown, origin: ManifestOrigin = {}):
     return { outcome: 'ignored', reason: `${apiVersion} ${kind} is not a kind Weft uses` };
   }
   const identity = looseIdentity(manifest, converter.namespaced);
+  const strict = strictIdentity(manifest, converter.namespaced, converter.nameFormat);
+  const key = strict === undefined ? undefined : { kind: converter.kind, ...strict };
   if (!converter.versions.includes(version)) {
     const wanted = converter.versions.map((v) => (group === '' ? v : `${group}/${v}`)).join(' or ');
-    return reject(kind, identity, 'apiVersion', `must be ${wanted}, got ${JSON.stringify(apiVersion)}`);
+    return reject(kind, identity, key, 'apiVersion', `must be ${wanted}, got ${JSON.stringify(apiVersion)}`);
   }
   try {
     const meta = readMeta(manifest, converter.namespaced, converter.nameFormat);
     return { outcome: 'converted', record: deepFreeze(converter.convert(manifest, meta)) };
   } catch (err) {
-    if (err instanceof FieldError) return reject(kind, identity, err.field, err.reason);
+    if (err instanceof FieldError) return reject(kind, identity, key, err.field, err.reason);
     throw err;
   }
 }

@@ -1,6 +1,6 @@
 // metadata: identity, labels, and the creation time that orders precedence ties.
 import type { Labels } from '../model/index.js';
-import { fail, optionalObject, shown, stringMap, type JsonObject } from './fields.js';
+import { fail, isObject, optionalObject, shown, stringMap, type JsonObject } from './fields.js';
 import { nameProblem, type NameFormat } from './names.js';
 
 /** Namespaced objects without metadata.namespace live in "default", as kubectl would put them. */
@@ -28,6 +28,27 @@ export function looseIdentity(
     return typeof value === 'string' && value !== '' ? value : undefined;
   };
   return { namespace: namespaced ? (raw('namespace') ?? DEFAULT_NAMESPACE) : '', name: raw('name') ?? '' };
+}
+
+/**
+ * The identity of a manifest only if it is valid (the name and namespace `readMeta` would accept), so
+ * that it surely names the object; undefined otherwise.
+ */
+export function strictIdentity(
+  manifest: JsonObject,
+  namespaced: boolean,
+  nameFormat: NameFormat,
+): { namespace: string; name: string } | undefined {
+  const metadata = manifest.metadata;
+  if (!isObject(metadata)) return undefined;
+  const { name, namespace } = metadata;
+  if (typeof name !== 'string' || nameProblem(name, nameFormat) !== undefined) return undefined;
+  if (!namespaced) return { namespace: '', name };
+  if (namespace === undefined || namespace === null || namespace === '')
+    return { namespace: DEFAULT_NAMESPACE, name };
+  if (typeof namespace !== 'string' || nameProblem(namespace, 'dns1123-label') !== undefined)
+    return undefined;
+  return { namespace, name };
 }
 
 export function readMeta(manifest: JsonObject, namespaced: boolean, nameFormat: NameFormat): ObjectMeta {

@@ -5,12 +5,17 @@
 // file, then re-reads the files that are new, whose (inode, size, mtime) changed, or that an event named.
 // This covers editors that save by writing a temp file and renaming it over the original (the inode
 // changes), Kubernetes ConfigMap mounts that swap a `..data` symlink, and directories coming and going.
+// Symlinks are followed, but each directory (by device and inode) is walked once per rescan, so a link
+// loop or a second link to a folder neither repeats the walk nor defines its objects twice.
 //
-// Invariants: rescans never overlap; after `stop()` resolves no batch is applied; a file that cannot be
-// read or parsed keeps its objects' last good records (see manifest-file.ts).
-import { watch, type FSWatcher } from 'node:fs';
+// Invariants: rescans never overlap; after `stop()` resolves no rescan starts and no batch is applied;
+// a rescan starts at most `maxWaitMs` after the first unscanned event however busy the folder is (or,
+// if one is running then, as soon as it ends); a file that cannot be read or parsed keeps its objects'
+// last good records (see manifest-file.ts).
+import { watch, type BigIntStats, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
+import { systemClock, type Clock } from '../clock.js';
 import { formatRejection } from '../convert/rejection.js';
 import { WeftError, errorMessage } from '../errors.js';
 import { componentLogger } from '../log.js';
@@ -25,13 +30,30 @@ const log = componentLogger('core.file-source');
  * enough that a change is live well under a human's notice.
  */
 export const DEFAULT_DEBOUNCE_MS = 75;
+/**
+ * The debounce waits for a quiet period, which a folder written to without pause (a generator
+ * rewriting a file every few ms) never has. After this long a rescan runs anyway, so config lags such a
+ * writer by about a second rather than for as long as it keeps writing.
+ */
+export const DEFAULT_MAX_WAIT_MS = 1000;
 
 const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
-/** Guards against symlink loops; real config trees are a few levels deep. */
+/** Real config trees are a few levels deep; deeper ones are cut off rather than walked without end. */
 const MAX_DEPTH = 16;
 
+/**
+ * Time as the rescan debounce sees it; injected so tests move it by hand. (The same shape as the
+ * certificate manager's Clock, so one fake serves both.)
+ */
+/** The clock the debounce runs on. */
+export type RescanClock = Clock;
+
 export interface FileSourceOptions {
+  /** How long the folder must be quiet after an event before a rescan. */
   readonly debounceMs?: number;
+  /** The longest a rescan waits after the first event it would cover, quiet or not. */
+  readonly maxWaitMs?: number;
+  readonly clock?: RescanClock;
 }
 
 interface FoundFile {
@@ -46,13 +68,17 @@ export class FileSource implements ConfigSource {
   /** Files are named in rejections as `<folder name>/<path inside it>`, e.g. `manifests/bad.yaml`. */
   readonly #displayPrefix: string;
   readonly #debounceMs: number;
+  readonly #maxWaitMs: number;
+  readonly #clock: RescanClock;
   readonly #manifests = new ManifestSet();
   readonly #stamps = new Map<string, string>();
   readonly #watchers = new Map<string, FSWatcher>();
   /** Display names of files an event named since the last rescan: re-read even if their stamp matches. */
   readonly #touched = new Set<string>();
   #sink: ConfigSink | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: { cancel(): void } | undefined;
+  /** When the first event not yet covered by a (started) rescan arrived; anchors the maximum wait. */
+  #firstEventAt: number | undefined;
   #rescanning: Promise<void> | undefined;
   #rescanAgain = false;
   #stopped = false;
@@ -61,6 +87,8 @@ export class FileSource implements ConfigSource {
     this.#root = root;
     this.#displayPrefix = basename(root);
     this.#debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+    this.#maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+    this.#clock = options.clock ?? systemClock;
     this.description = `file:${root}`;
   }
 
@@ -86,7 +114,8 @@ export class FileSource implements ConfigSource {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
+    this.#timer = undefined;
     for (const watcher of this.#watchers.values()) watcher.close();
     this.#watchers.clear();
     await this.#rescanning;
@@ -114,14 +143,26 @@ export class FileSource implements ConfigSource {
     this.#schedule();
   }
 
+  /** Trailing debounce, capped: quiet for `debounceMs`, or `maxWaitMs` after the first event. */
   #schedule(): void {
     if (this.#stopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(this.#onQuiet, this.#debounceMs);
+    const now = this.#clock.now();
+    this.#firstEventAt ??= now;
+    const untilMaxWait = this.#firstEventAt + this.#maxWaitMs - now;
+    this.#timer?.cancel();
+    this.#timer = this.#clock.schedule(Math.max(0, Math.min(this.#debounceMs, untilMaxWait)), this.#onQuiet);
   }
 
   readonly #onQuiet = (): void => {
     this.#timer = undefined;
+    this.#firstEventAt = undefined;
+    this.#startRescan();
+  };
+
+  /** Starts a rescan now, or right after the running one; never once `stop()` was called. */
+  #startRescan(): void {
+    // Also reached from a finishing rescan that `stop()` may be waiting for.
+    if (this.#stopped) return;
     if (this.#rescanning !== undefined) {
       this.#rescanAgain = true;
       return;
@@ -132,7 +173,7 @@ export class FileSource implements ConfigSource {
         'rescan failed; last good config keeps serving',
       ),
     );
-  };
+  }
 
   /** Runs one rescan; a change noticed meanwhile runs another right after, so rescans never overlap. */
   #runRescan(initial: boolean): Promise<void> {
@@ -140,7 +181,7 @@ export class FileSource implements ConfigSource {
       this.#rescanning = undefined;
       if (this.#rescanAgain) {
         this.#rescanAgain = false;
-        this.#onQuiet();
+        this.#startRescan();
       }
     });
     this.#rescanning = running.catch(() => undefined);
@@ -185,6 +226,14 @@ export class FileSource implements ConfigSource {
   async #walk(): Promise<{ files: Map<string, FoundFile>; dirs: Set<string> }> {
     const files = new Map<string, FoundFile>();
     const dirs = new Set<string>();
+    /** `dev:ino` of every directory walked: a directory reached again through a symlink is skipped. */
+    const visited = new Set<string>();
+    const firstVisit = (info: BigIntStats): boolean => {
+      const id = `${info.dev}:${info.ino}`;
+      if (visited.has(id)) return false;
+      visited.add(id);
+      return true;
+    };
     const visit = async (dir: string, depth: number): Promise<void> => {
       dirs.add(dir);
       const entries = await readdir(dir).catch((err: unknown) => {
@@ -195,17 +244,20 @@ export class FileSource implements ConfigSource {
         // Dot-names are editor swap files and Kubernetes' `..data` indirection (reached via its symlinks).
         if (entry.startsWith('.')) continue;
         const path = join(dir, entry);
-        const info = await stat(path).catch(() => undefined);
+        // BigInt: on some filesystems inode numbers exceed 2^53, where plain numbers would round and collide.
+        const info = await stat(path, { bigint: true }).catch(() => undefined);
         if (info === undefined) continue;
-        if (info.isDirectory() && depth < MAX_DEPTH) await visit(path, depth + 1);
-        else if (info.isFile() && MANIFEST_EXTENSIONS.some((ext) => entry.endsWith(ext))) {
+        if (info.isDirectory()) {
+          if (depth < MAX_DEPTH && firstVisit(info)) await visit(path, depth + 1);
+        } else if (info.isFile() && MANIFEST_EXTENSIONS.some((ext) => entry.endsWith(ext))) {
           files.set(this.#displayName(path), {
             path,
-            stamp: `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`,
+            stamp: `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}`,
           });
         }
       }
     };
+    firstVisit(await stat(this.#root, { bigint: true }));
     await visit(this.#root, 0);
     return { files, dirs };
   }

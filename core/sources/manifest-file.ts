@@ -3,9 +3,9 @@
 // `kind: List` whose `items` are the objects.
 import { parseAllDocuments } from 'yaml';
 import { convertManifest, type ManifestOrigin } from '../convert/index.js';
-import { isObject } from '../convert/fields.js';
+import { isObject, shown } from '../convert/fields.js';
 import type { Rejection } from '../convert/rejection.js';
-import { keyOf, keyString, type ConfigKind, type ConfigRecord, type ObjectKey } from '../model/index.js';
+import { keyOf, keyString, type ConfigRecord, type ObjectKey } from '../model/index.js';
 
 /** Where in its file an object was defined. */
 export interface DefinitionSite {
@@ -30,9 +30,10 @@ type Document =
 
 /**
  * Converts a file's text. `previous` is what the file held before: objects that are now invalid keep
- * their previous record (last good keeps serving), and if any document cannot be read at all (a syntax
- * error), every previous object the readable documents do not mention is kept too, since the broken
- * document may well still define it.
+ * their previous record (last good keeps serving). If any document cannot be read at all (a syntax
+ * error) or cannot be identified (its kind, apiVersion, metadata, name or namespace is invalid), every
+ * previous object the other documents do not mention is kept too, since the broken document may well
+ * still define it. Once every document is readable again, objects no document defines are dropped.
  */
 export function readManifestFile(
   file: string,
@@ -87,10 +88,25 @@ class ContentsBuilder {
 
   add(value: unknown, document: number): void {
     if (value === null || value === undefined) return; // an empty document, e.g. a trailing `---`
-    if (isObject(value) && value.kind === 'List' && Array.isArray(value.items)) {
-      value.items.forEach((item: unknown, index) =>
-        this.#addManifest(item, { file: this.#file, document, item: index }),
-      );
+    if (isObject(value) && value.kind === 'List') {
+      const { items } = value;
+      if (Array.isArray(items)) {
+        items.forEach((item: unknown, index) =>
+          this.#addManifest(item, { file: this.#file, document, item: index }),
+        );
+      } else if (items !== undefined && items !== null) {
+        // Its objects cannot be read, so they may be any the file defined before: keep them all.
+        this.#keepPrevious = true;
+        this.#rejections.push({
+          kind: 'List',
+          namespace: '',
+          name: '',
+          field: 'items',
+          reason: `must be a list, got ${shown(items)}`,
+          file: this.#file,
+          document,
+        });
+      }
       return;
     }
     this.#addManifest(value, { file: this.#file, document });
@@ -99,38 +115,40 @@ class ContentsBuilder {
   #addManifest(manifest: unknown, origin: ManifestOrigin & { document: number }): void {
     const result = convertManifest(manifest, origin);
     if (result.outcome === 'ignored') return;
-    const key =
-      result.outcome === 'converted'
-        ? keyOf(result.record)
-        : result.rejection.name === ''
-          ? undefined
-          : {
-              kind: result.rejection.kind as ConfigKind,
-              namespace: result.rejection.namespace,
-              name: result.rejection.name,
-            };
-    if (key !== undefined) {
-      const id = keyString(key);
-      const earlier = this.#claims.get(id);
-      if (earlier !== undefined) {
-        this.#rejections.push({
-          ...key,
-          field: '',
-          reason: `is defined twice in this file (first in doc ${earlier.document}); the first definition is used`,
-          ...origin,
-        });
-        return;
-      }
-      this.#claims.set(id, { key, document: origin.document, item: origin.item });
-    }
     if (result.outcome === 'converted') {
-      this.#records.set(keyString(keyOf(result.record)), result.record);
+      const key = keyOf(result.record);
+      if (this.#claim(key, origin)) this.#records.set(keyString(key), result.record);
       return;
     }
+    if (result.key === undefined) {
+      // What identifies the object is broken (no metadata, an invalid name, no kind…), so this document
+      // may be any object the file defined before. As for a syntax error, keep them all rather than
+      // delete the one it was.
+      this.#keepPrevious = true;
+      this.#rejections.push(result.rejection);
+      return;
+    }
+    if (!this.#claim(result.key, origin)) return;
     this.#rejections.push(result.rejection);
-    if (key === undefined) return;
-    const lastGood = this.#previous.records.get(keyString(key));
-    if (lastGood !== undefined) this.#records.set(keyString(key), lastGood);
+    const lastGood = this.#previous.records.get(keyString(result.key));
+    if (lastGood !== undefined) this.#records.set(keyString(result.key), lastGood);
+  }
+
+  /** Records that the file defines `key` here; false (and a rejection) if an earlier document did. */
+  #claim(key: ObjectKey, origin: ManifestOrigin & { document: number }): boolean {
+    const id = keyString(key);
+    const earlier = this.#claims.get(id);
+    if (earlier !== undefined) {
+      this.#rejections.push({
+        ...key,
+        field: '',
+        reason: `is defined twice in this file (first in doc ${earlier.document}); the first definition is used`,
+        ...origin,
+      });
+      return false;
+    }
+    this.#claims.set(id, { key, document: origin.document, item: origin.item });
+    return true;
   }
 
   finish(): ManifestFileContents {

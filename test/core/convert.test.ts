@@ -600,3 +600,38 @@ t.test('Gateway API durations', async (t) => {
   t.equal(parseGatewayDuration('-1s'), undefined);
   t.equal(parseGatewayDuration('1.5s'), undefined);
 });
+
+t.test('a rejection carries the object key only when what identifies the object is valid', async (t) => {
+  const keyOfRejected = (manifest: unknown) => {
+    const result = convertManifest(manifest);
+    if (result.outcome !== 'rejected') throw new Error(`expected a rejection, got ${result.outcome}`);
+    return result.key;
+  };
+  const pod = (metadata: unknown, apiVersion: unknown = 'v1') => ({
+    apiVersion,
+    kind: 'Pod',
+    metadata,
+    status: { podIP: 'oops' },
+  });
+  t.same(keyOfRejected(pod({ name: 'web-0', namespace: 'shop' })), {
+    kind: 'Pod',
+    namespace: 'shop',
+    name: 'web-0',
+  });
+  t.same(keyOfRejected(pod({ name: 'web-0' })), { kind: 'Pod', namespace: 'default', name: 'web-0' });
+  t.same(keyOfRejected(pod({ name: 'web-0' }, 'v2')), { kind: 'Pod', namespace: 'default', name: 'web-0' });
+  t.equal(keyOfRejected(pod({ name: 'Web_0' })), undefined, 'an invalid name');
+  t.equal(keyOfRejected(pod({ name: 'web-0', namespace: 'Shop' })), undefined, 'an invalid namespace');
+  t.equal(keyOfRejected(pod({ name: 'web-0', namespace: 7 })), undefined, 'a namespace not a string');
+  t.equal(keyOfRejected(pod('oops')), undefined, 'metadata not an object');
+  t.equal(keyOfRejected(pod({ name: 'web-0' }, 3)), undefined, 'apiVersion not a string');
+  t.equal(keyOfRejected({ apiVersion: 'v1', metadata: { name: 'web-0' } }), undefined, 'no kind');
+
+  const numbered = convertManifest(pod({ name: 'web-0' }, 3));
+  t.match(numbered, {
+    outcome: 'rejected',
+    rejection: { field: 'apiVersion', reason: 'must be a string, got 3' },
+  });
+  const missing = convertManifest({ kind: 'Pod', metadata: { name: 'web-0' } });
+  t.match(missing, { outcome: 'rejected', rejection: { field: 'apiVersion', reason: 'is required' } });
+});

@@ -1,7 +1,18 @@
 // core/sources/file.ts against a real, watched folder: the sample manifests load, and edits, bad
 // edits, syntax errors, renames and deletions reach the store as the right batches.
 import t from 'tap';
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import fsPromises from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +20,7 @@ import { formatRejection } from '../../core/convert/index.js';
 import { effectiveMtlsMode, isAmbientEnrolled, isWaypoint } from '../../core/model/index.js';
 import { createConfigSource, FileSource } from '../../core/sources/index.js';
 import { ConfigStore } from '../../core/store.js';
+import { ManualClock } from '../helpers/clock.js';
 
 /** The one thing these helpers need from a tap test. */
 interface Teardowns {
@@ -145,6 +157,29 @@ t.test(
   },
 );
 
+t.test('an edit that breaks an object metadata keeps the object; fixing it resumes', async (t) => {
+  const dir = manifestDir(t, false);
+  writeFileSync(join(dir, 'shop.yaml'), [POD('web-0', '10.0.0.1'), POD('web-1', '10.0.0.2')].join('---\n'));
+  const store = await started(t, dir);
+
+  await afterChange(store, () =>
+    writeFileSync(
+      join(dir, 'shop.yaml'),
+      [POD('web-0', '10.0.0.1'), POD('web-1', '10.0.0.2').replace(/^metadata: .*$/m, 'metadata: oops')].join(
+        '---\n',
+      ),
+    ),
+  );
+  t.equal(store.workload('shop', 'web-1')?.podIps[0], '10.0.0.2', 'still served');
+  t.same(store.allRejections().map(formatRejection), [
+    'manifests/shop.yaml doc 2: Pod: metadata must be an object, got "oops"',
+  ]);
+
+  await afterChange(store, () => writeFileSync(join(dir, 'shop.yaml'), POD('web-0', '10.0.0.1')));
+  t.equal(store.workload('shop', 'web-1'), undefined, 'removing it once the file reads cleanly deletes it');
+  t.same(store.allRejections(), []);
+});
+
 t.test('a YAML syntax error keeps the file objects; fixing it resumes', async (t) => {
   const dir = manifestDir(t, false);
   writeFileSync(join(dir, 'shop.yaml'), POD('web-0', '10.0.0.1'));
@@ -225,4 +260,160 @@ t.test('config source specs', async (t) => {
   t.throws(() => createConfigSource('/etc/weft'), /expected file:DIR/);
   const missing = createConfigSource(`file:${join(tmpdir(), 'weft-does-not-exist')}`);
   await t.rejects(missing.start(new ConfigStore()), /cannot read the folder/);
+});
+
+/** A ManualClock that also says when a timer is set, i.e. when the source has seen a change. */
+class WatchedClock extends ManualClock {
+  /** Virtual times at which a timer's callback ran. */
+  readonly fired: number[] = [];
+  #onSchedule: (() => void)[] = [];
+
+  override schedule(delayMs: number, fn: () => void): { cancel(): void } {
+    const handle = super.schedule(delayMs, () => {
+      this.fired.push(this.now());
+      fn();
+    });
+    for (const resolve of this.#onSchedule.splice(0)) resolve();
+    return handle;
+  }
+
+  /** Resolves at the next `schedule` call. */
+  nextSchedule(): Promise<void> {
+    return new Promise((resolve) => this.#onSchedule.push(resolve));
+  }
+}
+
+type Readdir = typeof fsPromises.readdir;
+type Stat = typeof fsPromises.stat;
+
+/**
+ * Records the source's directory reads and stats (through the builtin module's live ESM bindings, which
+ * `syncBuiltinESMExports` updates), and can hold the next read of one directory until released.
+ */
+class FsSpy {
+  /** Every readdir and stat, in order, as `readdir <path>` / `stat <path>`. */
+  readonly calls: string[] = [];
+  #held: { dir: string; started: () => void; release: Promise<void> } | undefined;
+
+  constructor(t: Teardowns) {
+    const { readdir, stat } = fsPromises;
+    const spy = (name: string, path: unknown) => this.calls.push(`${name} ${String(path)}`);
+    const spyReaddir = async (...args: Parameters<Readdir>) => {
+      spy('readdir', args[0]);
+      const held = this.#held;
+      if (held !== undefined && String(args[0]) === held.dir) {
+        this.#held = undefined;
+        held.started();
+        await held.release;
+      }
+      return readdir(...args);
+    };
+    const spyStat = (...args: Parameters<Stat>) => {
+      spy('stat', args[0]);
+      return stat(...args);
+    };
+    Object.assign(fsPromises, { readdir: spyReaddir, stat: spyStat });
+    syncBuiltinESMExports();
+    t.teardown(() => {
+      Object.assign(fsPromises, { readdir, stat });
+      syncBuiltinESMExports();
+    });
+  }
+
+  /** Holds the next readdir of `dir`; `started` resolves when it is called, `release()` lets it run. */
+  hold(dir: string): { started: Promise<void>; release: () => void } {
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let started = (): void => undefined;
+    const called = new Promise<void>((resolve) => (started = resolve));
+    this.#held = { dir, started, release: released };
+    return { started: called, release };
+  }
+
+  count(call: string): number {
+    return this.calls.filter((c) => c === call).length;
+  }
+}
+
+t.test('symlink loops and second links to a folder are walked once', async (t) => {
+  const spy = new FsSpy(t);
+  const dir = manifestDir(t, false);
+  writeFileSync(join(dir, 'shop.yaml'), POD('web-0', '10.0.0.1'));
+  mkdirSync(join(dir, 'team'));
+  writeFileSync(join(dir, 'team', 'db.yaml'), POD('db-0', '10.0.1.1'));
+  symlinkSync('.', join(dir, 'loop'), 'dir');
+  symlinkSync('.', join(dir, 'loop-too'), 'dir');
+  symlinkSync('team', join(dir, 'alias'), 'dir');
+
+  const applied: number[] = [];
+  const store = new ConfigStore();
+  store.on('applied', (_version, change) => applied.push(change.upserted.length));
+  const source = new FileSource(dir, { debounceMs: 20 });
+  await source.start(store);
+  t.teardown(() => source.stop());
+
+  t.same(store.allRejections().map(formatRejection), [], 'no object is defined twice');
+  t.same(applied, [2], 'each object once');
+  t.ok(store.workload('shop', 'web-0'));
+  t.ok(store.workload('shop', 'db-0'), 'from the first path that reaches it');
+  t.equal(spy.calls.filter((call) => call.startsWith('readdir ')).length, 2, 'two directories, two reads');
+});
+
+t.test('no rescan starts once stop() has been called', async (t) => {
+  const spy = new FsSpy(t);
+  const dir = manifestDir(t, false);
+  writeFileSync(join(dir, 'shop.yaml'), POD('web-0', '10.0.0.1'));
+  const clock = new WatchedClock();
+  const store = new ConfigStore();
+  const source = new FileSource(dir, { debounceMs: 20, clock });
+  await source.start(store);
+  t.teardown(() => source.stop());
+
+  // A rescan that is held in its directory read.
+  const held = spy.hold(dir);
+  let seen = clock.nextSchedule();
+  writeFileSync(join(dir, 'shop.yaml'), POD('web-0', '10.0.0.2'));
+  await seen;
+  clock.advance(20);
+  await held.started;
+
+  // A change during it, whose rescan has to wait for the running one.
+  seen = clock.nextSchedule();
+  writeFileSync(join(dir, 'other.yaml'), POD('web-1', '10.0.0.3'));
+  await seen;
+  clock.advance(20);
+
+  const stopping = source.stop();
+  const callsAtStop = spy.calls.length;
+  held.release();
+  await stopping;
+  t.same(
+    spy.calls.slice(callsAtStop).filter((call) => call === `readdir ${dir}` || call === `stat ${dir}`),
+    [],
+    'the held rescan finished; no second one started',
+  );
+  t.equal(store.version, 1, 'and nothing was applied after stop()');
+});
+
+t.test('a folder written to without a pause is still rescanned after maxWaitMs', async (t) => {
+  const dir = manifestDir(t, false);
+  writeFileSync(join(dir, 'shop.yaml'), POD('web-0', '10.0.0.1'));
+  const clock = new WatchedClock(0);
+  const store = new ConfigStore();
+  const source = new FileSource(dir, { debounceMs: 100, maxWaitMs: 1000, clock });
+  await source.start(store);
+  t.teardown(() => source.stop());
+
+  // A write every 50 ms for 1 s: never the 100 ms of quiet the debounce waits for.
+  for (let i = 2; i <= 21; i++) {
+    const seen = clock.nextSchedule();
+    writeFileSync(join(dir, 'shop.yaml'), POD('web-0', `10.0.0.${i}`));
+    await seen;
+    clock.advance(50);
+  }
+  t.same(clock.fired, [1000], 'one rescan, at the maximum wait');
+
+  clock.advance(100); // (so that a failing run ends too)
+  await store.whenVersion(2);
+  t.equal(store.workload('shop', 'web-0')?.podIps[0], '10.0.0.21', 'it read the file as it then was');
 });

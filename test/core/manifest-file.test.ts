@@ -114,3 +114,103 @@ t.test('the same object twice in one file: the first wins', async (t) => {
     /doc 2: Pod shop\/web-0: is defined twice in this file \(first in doc 1\)/,
   );
 });
+
+t.test('an edit that breaks what identifies an object keeps the object until it is fixed', async (t) => {
+  const good = readManifestFile(
+    'm/pods.yaml',
+    [POD('web-0', '10.0.0.1'), POD('web-1', '10.0.0.2')].join('---\n'),
+  );
+  const webOne = POD('web-1', '10.0.0.3');
+  const cases: readonly { name: string; edit: string; rejection: RegExp }[] = [
+    {
+      name: 'metadata is not an object',
+      edit: webOne.replace(/^metadata: .*$/m, 'metadata: oops'),
+      rejection: /^m\/pods\.yaml doc 2: Pod: metadata must be an object/,
+    },
+    {
+      name: 'an invalid name',
+      edit: webOne.replace('name: web-1', 'name: Web_1'),
+      rejection: /^m\/pods\.yaml doc 2: Pod shop\/Web_1: metadata\.name must be a DNS-1123 subdomain/,
+    },
+    {
+      name: 'an invalid namespace',
+      edit: webOne.replace('namespace: shop', 'namespace: Shop'),
+      rejection: /^m\/pods\.yaml doc 2: Pod Shop\/web-1: metadata\.namespace must be a DNS-1123 label/,
+    },
+    {
+      name: 'kind removed',
+      edit: webOne.replace('kind: Pod\n', ''),
+      rejection: /^m\/pods\.yaml doc 2: kind is required$/,
+    },
+    {
+      name: 'apiVersion not a string',
+      edit: webOne.replace('apiVersion: v1', 'apiVersion: 3'),
+      rejection: /^m\/pods\.yaml doc 2: Pod: apiVersion must be a string, got 3$/,
+    },
+  ];
+  for (const { name, edit, rejection } of cases) {
+    t.test(name, async (t) => {
+      const broken = readManifestFile('m/pods.yaml', [POD('web-0', '10.0.0.9'), edit].join('---\n'), good);
+      t.match(
+        broken.records.get('Pod/shop/web-0'),
+        { podIps: ['10.0.0.9'] },
+        'the readable document applies',
+      );
+      t.equal(
+        broken.records.get('Pod/shop/web-1'),
+        good.records.get('Pod/shop/web-1'),
+        'the object the broken document defined keeps serving',
+      );
+      t.ok(broken.claims.has('Pod/shop/web-1'), 'and is still claimed by the file');
+      t.equal(broken.rejections.length, 1);
+      t.match(formatRejection(broken.rejections[0]!), rejection);
+
+      const stillBroken = readManifestFile(
+        'm/pods.yaml',
+        [POD('web-0', '10.0.0.9'), edit].join('---\n'),
+        broken,
+      );
+      t.equal(
+        stillBroken.records.get('Pod/shop/web-1'),
+        good.records.get('Pod/shop/web-1'),
+        'and keeps serving across re-reads',
+      );
+
+      const fixed = readManifestFile('m/pods.yaml', [POD('web-0', '10.0.0.9'), webOne].join('---\n'), broken);
+      t.match(fixed.records.get('Pod/shop/web-1'), { podIps: ['10.0.0.3'] }, 'the fix applies');
+      t.same(fixed.rejections, [], 'and clears the rejection');
+    });
+  }
+});
+
+t.test(
+  'removing a valid object while another document is unidentifiable keeps it (as a syntax error)',
+  async (t) => {
+    const good = readManifestFile('m/ns.yaml', [NS('a'), NS('b')].join('---\n'));
+    const broken = readManifestFile(
+      'm/ns.yaml',
+      [NS('a'), 'apiVersion: v1\nkind: Namespace\n'].join('---\n'),
+      good,
+    );
+    t.same([...broken.records.keys()].sort(), ['Namespace/a', 'Namespace/b']);
+    const fixed = readManifestFile('m/ns.yaml', NS('a'), broken);
+    t.same([...fixed.records.keys()], ['Namespace/a'], 'once every document is readable, a removal applies');
+    t.same(fixed.rejections, []);
+  },
+);
+
+t.test('a List whose items are not a list keeps the objects it held', async (t) => {
+  const list = (items: unknown) => JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, undefined, 2);
+  const good = readManifestFile(
+    'm/list.json',
+    list([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'a' } }]),
+  );
+  const broken = readManifestFile('m/list.json', list({ oops: true }), good);
+  t.equal(broken.records.get('Namespace/a'), good.records.get('Namespace/a'), 'kept');
+  t.same(broken.rejections.map(formatRejection), [
+    'm/list.json doc 1: List: items must be a list, got {"oops":true}',
+  ]);
+  const emptied = readManifestFile('m/list.json', list([]), broken);
+  t.same([...emptied.records.keys()], [], 'an empty List removes them');
+  t.same(emptied.rejections, []);
+});

@@ -77,3 +77,26 @@ t.test('rejections are cleared when the file is fixed', async (t) => {
   t.equal(fixed.upserts.length, 1);
   t.same(fixed.clearedRejections, ['m/a.yaml|Pod/shop/web-0']);
 });
+
+t.test('an edit that breaks an object name sends no delete; the fix clears the rejection', async (t) => {
+  const set = new ManifestSet();
+  setFile(set, 'm/a.yaml', [POD('web-0', '10.0.0.1'), POD('web-1', '10.0.0.2')].join('---\n'));
+  set.takeBatch();
+
+  setFile(set, 'm/a.yaml', [POD('web-0', '10.0.0.1'), POD('Web_1', '10.0.0.3')].join('---\n'));
+  const broken = set.takeBatch();
+  t.same(broken.deletes, [], 'web-1 is not deleted');
+  t.same(broken.upserts, []);
+  t.same(broken.rejections.map(formatRejection), [
+    'm/a.yaml doc 2: Pod shop/Web_1: metadata.name must be a DNS-1123 subdomain (lower-case letters, digits, "-" and ".", at most 253 characters), got "Web_1"',
+  ]);
+
+  setFile(set, 'm/a.yaml', [POD('web-0', '10.0.0.1'), POD('web-1', '10.0.0.3')].join('---\n'));
+  const fixed = set.takeBatch();
+  t.same(
+    fixed.upserts.map((r) => r.name),
+    ['web-1'],
+  );
+  t.same(fixed.deletes, []);
+  t.equal(fixed.clearedRejections?.length, 1, 'the rejection is cleared');
+});

@@ -167,6 +167,29 @@ t.test('services by VIP and host', async (t) => {
   t.equal(store.serviceByVip('10.96.0.11'), undefined);
 });
 
+t.test('a VIP two Services claim stays indexed while either still claims it', async (t) => {
+  const store = new ConfigStore();
+  const web = record(WEB_SERVICE);
+  const api = record(WEB_SERVICE.replace('name: web', 'name: api'));
+  const webKey = { kind: 'Service', namespace: 'shop', name: 'web' } as const;
+  const apiKey = { kind: 'Service', namespace: 'shop', name: 'api' } as const;
+  upsert(store, web, api);
+  t.equal(store.serviceByVip('10.96.0.10')?.name, 'api', 'the later claim answers');
+
+  remove(store, apiKey);
+  t.equal(store.serviceByVip('10.96.0.10')?.name, 'web', 'deleting the answering one: the other takes over');
+  upsert(store, api);
+  upsert(store, record(WEB_SERVICE.replace('10.96.0.10', '10.96.0.11')));
+  t.equal(store.serviceByVip('10.96.0.10')?.name, 'api', 'one moving away leaves it to the other');
+  t.equal(store.serviceByVip('10.96.0.11')?.name, 'web');
+  upsert(store, web);
+  remove(store, webKey);
+  t.equal(store.serviceByVip('10.96.0.10')?.name, 'api', 'deleting the later claimant');
+  remove(store, apiKey);
+  t.equal(store.serviceByVip('10.96.0.10'), undefined, 'gone with its last claimant');
+  t.equal(store.serviceByVip('10.96.0.11'), undefined);
+});
+
 t.test('endpoints follow pods: labels, phase, node, deletion', async (t) => {
   const store = new ConfigStore();
   upsert(

@@ -1,5 +1,5 @@
 // A clock the test moves by hand: timers fire in time order when `advance` passes them.
-import type { Clock, TimerHandle } from '../../agent/identity/clock.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
 
 interface Pending {
   at: number;

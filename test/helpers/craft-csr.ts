@@ -3,7 +3,13 @@
 import { createSign } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
-import { Attribute, Extension, Extensions, BasicConstraints, id_ce_basicConstraints } from '@peculiar/asn1-x509';
+import {
+  Attribute,
+  Extension,
+  Extensions,
+  BasicConstraints,
+  id_ce_basicConstraints,
+} from '@peculiar/asn1-x509';
 import { OctetString } from '@peculiar/asn1-schema';
 import { x509 } from '../../core/x509.js';
 import type { OpensslCsr } from './openssl.js';
@@ -30,7 +36,9 @@ function resign(req: CertificationRequest, keyPem: string): string {
 /** The CSR plus a second extensionRequest attribute asking for CA:TRUE. */
 export function withSecondExtensionRequest(base: OpensslCsr): string {
   const req = AsnConvert.parse(x509.PemConverter.decodeFirst(base.csrPem), CertificationRequest);
-  req.certificationRequestInfo.attributes.push(new Attribute({ type: OID_EXTENSION_REQUEST, values: [caTrueExtensions()] }));
+  req.certificationRequestInfo.attributes.push(
+    new Attribute({ type: OID_EXTENSION_REQUEST, values: [caTrueExtensions()] }),
+  );
   return resign(req, base.keyPem);
 }
 

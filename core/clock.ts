@@ -1,4 +1,4 @@
-// Time as the certificate manager sees it; injected so rotation and backoff are tested without waiting.
+// Time as timers see it (certificate rotation, backoff, debounce); injected so tests need not wait.
 
 export interface TimerHandle {
   cancel(): void;

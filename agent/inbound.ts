@@ -22,7 +22,12 @@ import type { Logger } from '../core/log.js';
 import type { HostPort } from '../core/address.js';
 import { parseHboneAuthority, formatHboneAuthority, type HboneTarget } from '../core/hbone/authority.js';
 import { forwardedFor } from '../core/hbone/headers.js';
-import { CONNECT_TIMEOUT_MS, SERVER_SESSION_OPTIONS, HBONE_PORT } from '../core/hbone/settings.js';
+import {
+  CONNECT_TIMEOUT_MS,
+  CONNECTION_WINDOW_BYTES,
+  SERVER_SESSION_OPTIONS,
+  HBONE_PORT,
+} from '../core/hbone/settings.js';
 import { formatSpiffeId, type SpiffeIdentity } from '../core/spiffe.js';
 import type { Workload } from '../core/model/workload.js';
 import type { TcpMetrics, ResponseFlag } from '../core/telemetry/tcp-metrics.js';
@@ -232,6 +237,8 @@ export class HboneInbound {
       return;
     }
     session.on('error', noop);
+    // The stream window comes from SETTINGS; the connection window needs its own update (RFC 9113 §6.9.2).
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     this.#sessions.set(session, { workload, peerIdentity: identity, peerAddr });
   }
 

@@ -34,9 +34,18 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
   throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
 }
 
-/** Starts `weft <args>` from the same build as this module, its output appended to `logFile`. */
+/**
+ * The built `weft` entry point: beside this module in dist/, or dist/ of the package when this module
+ * runs from its TypeScript source (tests). Child processes always run the build.
+ */
+export function weftCliPath(): string {
+  const fromSource = import.meta.url.endsWith('.ts');
+  return fileURLToPath(new URL(fromSource ? '../dist/cli/main.js' : '../cli/main.js', import.meta.url));
+}
+
+/** Starts `weft <args>` from the build, its output appended to `logFile`. */
 export function spawnWeft(args: readonly string[], logFile: string): ChildProcess {
-  const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  const main = weftCliPath();
   const log = openSync(logFile, 'a');
   return spawn(process.execPath, [main, ...args], { stdio: ['ignore', log, log] });
 }

@@ -38,18 +38,20 @@ export function optionalHostPortFlag(
   return values[name] === 'off' ? null : hostPortFlag(values, name, fallback);
 }
 
-/** Durations as `24h`, `90m`, `3600s` (the Gateway API form) or plain seconds. */
-export function durationSecondsFlag(
-  values: Record<string, unknown>,
-  name: string,
-  fallbackSeconds: number,
-): number {
+/** Durations as `500ms`, `10s`, `2m` (the Gateway API form) or plain seconds; in milliseconds. */
+export function durationMsFlag(values: Record<string, unknown>, name: string, fallbackMs: number): number {
   const v = values[name];
-  if (typeof v !== 'string') return fallbackSeconds;
-  if (/^\d+$/.test(v)) return Number(v);
+  if (typeof v !== 'string') return fallbackMs;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
   const ms = parseGatewayDuration(v);
-  if (ms === undefined || ms % 1000 !== 0)
-    throw new UsageError(`--${name}: expected a duration like 24h or 3600s, got ${v}`);
+  if (ms === undefined) throw new UsageError(`--${name}: expected a duration like 10s or 500ms, got ${v}`);
+  return ms;
+}
+
+/** Durations in whole seconds (`24h`, `90m`, `3600s` or plain seconds). */
+export function durationSecondsFlag(values: Record<string, unknown>, name: string, fallbackSeconds: number): number {
+  const ms = durationMsFlag(values, name, fallbackSeconds * 1000);
+  if (ms % 1000 !== 0) throw new UsageError(`--${name}: expected whole seconds, got ${String(values[name])}`);
   return ms / 1000;
 }
 

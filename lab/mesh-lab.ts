@@ -20,6 +20,8 @@ const CA_HTTP = `${LAB_NODES[0].linkIp}:15014`;
 
 export class MeshLab {
   readonly children: ChildProcess[] = [];
+  /** Processes by the name they were started with (`ca`, `agent-node-1`, …). */
+  readonly processes = new Map<string, ChildProcess>();
 
   private constructor(
     readonly dir: string,
@@ -110,8 +112,14 @@ export class MeshLab {
     const child = this.node(node).spawn(process.execPath, [weftCliPath(), ...args], {
       stdio: ['ignore', log, log],
     });
-    this.children.push(child);
+    this.track(name, child);
     return child;
+  }
+
+  /** Registers a process the lab must stop. */
+  track(name: string, child: ChildProcess): void {
+    this.children.push(child);
+    this.processes.set(name, child);
   }
 
   /** GET `url` from inside node `i`; the body, or undefined when not 2xx. */

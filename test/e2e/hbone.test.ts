@@ -3,7 +3,7 @@
 // a hand-rolled SOCKS5 client). Root only; skips with the reason elsewhere (and fails under CI).
 import t from 'tap';
 import { once } from 'node:events';
-import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,9 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { MeshLab } from '../../lab/mesh-lab.js';
 import { netnsUnavailable } from '../../lab/netns.js';
 import { waitFor } from '../../lab/processes.js';
-import { loadSigningAuthority } from '../../ca/authority.js';
-import { issueWorkloadCertificate } from '../../ca/issuer.js';
-import { exportPkcs8Pem, generateP256KeyPair, x509 } from '../../core/x509.js';
+import { issueCertificateFiles } from '../../lab/certs.js';
 import { missingPython, skipReason, SYSTEM_PYTHON } from '../helpers/exec.js';
 
 const peers = fileURLToPath(new URL('./peers/', import.meta.url));
@@ -90,29 +88,6 @@ async function runPython(lab: MeshLab, node: 0 | 1, script: string, args: string
   return JSON.parse(last) as JsonLine;
 }
 
-/** Writes a certificate chain and key for `spiffeId`, signed by the authority in `stateDir`. */
-async function issueFiles(
-  stateDir: string,
-  trustDomain: string,
-  spiffeId: string,
-  dir: string,
-  name: string,
-) {
-  const authority = await loadSigningAuthority({ stateDir, trustDomain });
-  const keys = await generateP256KeyPair();
-  const issued = await issueWorkloadCertificate(
-    authority,
-    await x509.PublicKey.create(keys.publicKey),
-    spiffeId,
-    3600,
-  );
-  const cert = join(dir, `${name}.pem`);
-  const key = join(dir, `${name}-key.pem`);
-  writeFileSync(cert, issued.certChain.slice(0, -1).join(''));
-  writeFileSync(key, await exportPkcs8Pem(keys.privateKey));
-  return { cert, key };
-}
-
 const unavailable =
   (await netnsUnavailable()) ??
   (await missingPython(['h2', 'ssl'])) ??
@@ -149,7 +124,7 @@ t.test('HBONE between two nodes', { skip: skipReason(t, unavailable), timeout: 1
   });
 
   const certDir = mkdtempSync(join(tmpdir(), 'weft-e2e-certs-'));
-  const client = await issueFiles(lab.caDir, 'cluster.local', CLIENT, certDir, 'client');
+  const client = await issueCertificateFiles(lab.caDir, 'cluster.local', CLIENT, certDir, 'client');
   const hbone = (authority: string, c: { cert: string; key: string } | undefined, method = 'CONNECT') =>
     runPython(lab, 0, 'hbone_client.py', [
       '10.77.2.10:15008',
@@ -202,11 +177,11 @@ t.test('HBONE between two nodes', { skip: skipReason(t, unavailable), timeout: 1
     t.ok(none.error ?? none.closed ?? none.goaway !== undefined, 'the connection fails');
 
     const otherDir = mkdtempSync(join(tmpdir(), 'weft-other-ca-'));
-    const foreign = await issueFiles(otherDir, 'cluster.local', CLIENT, certDir, 'foreign');
+    const foreign = await issueCertificateFiles(otherDir, 'cluster.local', CLIENT, certDir, 'foreign');
     const r2 = await hbone('10.77.2.10:8080', foreign);
     t.notOk(r2.status, `another CA: refused (${JSON.stringify(r2)})`);
 
-    const otherTd = await issueFiles(
+    const otherTd = await issueCertificateFiles(
       lab.caDir,
       'cluster.local',
       'spiffe://other.org/ns/shop/sa/client',

@@ -6,6 +6,7 @@ import type { Logger } from '../core/log.js';
 import type { ConfigStore } from '../core/store.js';
 import type { Workload } from '../core/model/workload.js';
 import type { InboundAuthorizer, L4Connection } from './authorizer.js';
+import { abort } from './copy.js';
 
 export class RegisteredConnection {
   closed = false;
@@ -31,8 +32,8 @@ export class RegisteredConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.downstream.destroy();
-    this.upstream?.destroy();
+    abort(this.downstream);
+    if (this.upstream) abort(this.upstream);
     this.registry.remove(this);
   }
 }

@@ -63,7 +63,11 @@ function cleanlyEnded(s: Duplex): boolean {
   return s.readableEnded && s.writableFinished;
 }
 
-function abort(s: Duplex): void {
+/**
+ * Tears down one side: RST_STREAM(CANCEL) for an HTTP/2 stream (never `destroy()`, which on Node 20
+ * can spin in native code once the peer has reset another stream of the session), destroy for a socket.
+ */
+export function abort(s: Duplex): void {
   if (s.destroyed) return;
   if (isHttp2Stream(s)) s.close(h2constants.NGHTTP2_CANCEL);
   else s.destroy();

@@ -28,7 +28,7 @@ import { LocalWorkloads, unmapIpv4 } from './workloads.js';
 import { serviceWaypoint, workloadWaypoint, GATEWAY_NAME_LABEL, type WaypointBinding } from './waypoints.js';
 import { ConnectionResult } from './connection-result.js';
 import { dialTcp, isLoopback } from './socket.js';
-import { pump } from './copy.js';
+import { abort, pump } from './copy.js';
 
 export interface Destination {
   readonly ip: string;
@@ -304,7 +304,7 @@ export class OutboundProxy {
     ready: OutboundReady,
   ): void {
     if (socket.destroyed) {
-      upstream.destroy();
+      abort(upstream);
       result.close(0, 0);
       return;
     }

@@ -4,7 +4,8 @@
 // - Connections are keyed by (source identity, expected destination identity, destination address):
 //   a connection only ever carries streams of one source workload to one verified peer.
 // - A connection carries at most min(POOL_MAX_STREAMS_PER_CONNECTION, the peer's
-//   SETTINGS_MAX_CONCURRENT_STREAMS) streams; the next stream opens another connection.
+//   SETTINGS_MAX_CONCURRENT_STREAMS) streams; the next stream opens another connection. A connection is
+//   offered only once the peer's SETTINGS arrived, and a stream's slot is taken when it is handed out.
 // - At most one dial per key is in flight; streams that need a connection meanwhile wait for it.
 // - A connection that received GOAWAY takes no new streams; its open streams run to their end.
 // - PING every PING_INTERVAL_MS; no answer within PING_TIMEOUT_MS destroys the connection (its streams
@@ -75,9 +76,10 @@ class PooledConnection {
   active = 0;
   draining = false;
   closed = false;
-  pingSentAt = 0;
   readonly #idle: NodeJS.Timeout;
   readonly #ping: NodeJS.Timeout;
+  /** Armed while a PING is unanswered: firing means the peer is gone. */
+  #pingDeadline: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     readonly pool: HboneClientPool,
@@ -86,6 +88,7 @@ class PooledConnection {
     readonly timings: PoolTimings,
   ) {
     this.onPingTimer = this.onPingTimer.bind(this);
+    this.onPingTimeout = this.onPingTimeout.bind(this);
     this.onPong = this.onPong.bind(this);
     this.#idle = setTimeout(this.onIdle.bind(this), timings.idleTimeoutMs).unref();
     this.#ping = setInterval(this.onPingTimer, timings.pingIntervalMs).unref();
@@ -125,22 +128,26 @@ class PooledConnection {
   }
 
   onPingTimer(): void {
-    if (this.pingSentAt !== 0) {
-      if (Date.now() - this.pingSentAt >= this.timings.pingTimeoutMs) {
-        this.pool.log.warn(
-          { pool: this.keyId, timeout_ms: this.timings.pingTimeoutMs },
-          'hbone keepalive timed out; dropping connection',
-        );
-        this.session.destroy(new WeftError('ERR_TUNNEL', 'keepalive PING unanswered', { peer: this.keyId }));
-      }
-      return;
-    }
-    this.pingSentAt = Date.now();
-    if (!this.session.ping(this.onPong)) this.pingSentAt = 0;
+    // ping() throws once the session is destroyed, which precedes its 'close' (and our dispose).
+    if (this.#pingDeadline || this.session.destroyed) return;
+    // The deadline runs from this PING, not from the next tick: a silent peer is dropped within
+    // interval + timeout of its last answer.
+    if (this.session.ping(this.onPong))
+      this.#pingDeadline = setTimeout(this.onPingTimeout, this.timings.pingTimeoutMs).unref();
+  }
+
+  onPingTimeout(): void {
+    this.pool.log.warn(
+      { pool: this.keyId, timeout_ms: this.timings.pingTimeoutMs },
+      'hbone keepalive timed out; dropping connection',
+    );
+    this.session.destroy(new WeftError('ERR_TUNNEL', 'keepalive PING unanswered', { peer: this.keyId }));
   }
 
   onPong(err: Error | null): void {
-    if (!err) this.pingSentAt = 0;
+    if (err) return;
+    clearTimeout(this.#pingDeadline);
+    this.#pingDeadline = undefined;
   }
 
   dispose(): void {
@@ -148,6 +155,7 @@ class PooledConnection {
     this.closed = true;
     clearTimeout(this.#idle);
     clearInterval(this.#ping);
+    clearTimeout(this.#pingDeadline);
     this.pool.remove(this);
   }
 }
@@ -189,7 +197,6 @@ export class HboneClientPool {
     headers: OutgoingHttpHeaders,
   ): Promise<ClientHttp2Stream> {
     const conn = await this.#acquire(key, srcCert);
-    conn.streamOpened();
     let stream: ClientHttp2Stream;
     try {
       stream = conn.session.request(
@@ -239,6 +246,10 @@ export class HboneClientPool {
     });
   }
 
+  /**
+   * A connection for `key` with one stream slot already taken for the caller. The slot is taken in the
+   * same tick as the capacity check: callers woken together by one dial must not all see the same room.
+   */
   async #acquire(key: PoolKey, srcCert: WorkloadCertificate): Promise<PooledConnection> {
     const id = keyString(key);
     while (true) {
@@ -247,7 +258,11 @@ export class HboneClientPool {
         entry = { connections: [], dialing: undefined };
         this.#entries.set(id, entry);
       }
-      for (const c of entry.connections) if (c.capacity() > 0) return c;
+      for (const c of entry.connections)
+        if (c.capacity() > 0) {
+          c.streamOpened();
+          return c;
+        }
       if (entry.dialing) {
         // Someone is dialing this key: share the outcome (its failure is ours), then look again.
         await entry.dialing;
@@ -268,7 +283,10 @@ export class HboneClientPool {
         },
       );
       const conn = await e.dialing;
-      if (conn.capacity() > 0) return conn;
+      if (conn.capacity() > 0) {
+        conn.streamOpened();
+        return conn;
+      }
     }
   }
 
@@ -317,7 +335,11 @@ export class HboneClientPool {
           createConnection: () => socket,
         });
         session.once('error', fail);
-        session.once('connect', () => {
+        // Ready on the peer's first SETTINGS, not on 'connect': until then remoteSettings holds Node's
+        // assumed 100 streams, and a peer allowing fewer would refuse the excess. Buffered bytes are
+        // parsed on the next tick, so a listener added now sees even a SETTINGS that came with the
+        // handshake (nodejs/node#35981).
+        session.once('remoteSettings', () => {
           if (settled) return;
           settled = true;
           clearTimeout(timer);

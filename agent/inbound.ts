@@ -9,6 +9,9 @@
 // - 200 is sent only after the upstream connection succeeded; denial is 401, upstream failure 503.
 // - Every admitted stream is registered before it is answered, so a policy change between the check and
 //   the registration cannot be missed (the registry re-checks all on each config change).
+// - A session ends, with its streams and their upstream connections, when its peer leaves a PING
+//   unanswered for PING_TIMEOUT_MS or resets more than MAX_PENDING_RESET_STREAMS streams still being
+//   dialled; nothing else on the server bounds a session nghttp2 has already given up on.
 import net from 'node:net';
 import http2, {
   constants as h2c,
@@ -25,13 +28,16 @@ import { forwardedFor } from '../core/hbone/headers.js';
 import {
   CONNECT_TIMEOUT_MS,
   CONNECTION_WINDOW_BYTES,
+  MAX_PENDING_RESET_STREAMS,
+  PING_INTERVAL_MS,
+  PING_TIMEOUT_MS,
   SERVER_SESSION_OPTIONS,
   HBONE_PORT,
 } from '../core/hbone/settings.js';
 import { formatSpiffeId, type SpiffeIdentity } from '../core/spiffe.js';
 import type { Workload } from '../core/model/workload.js';
 import type { TcpMetrics, ResponseFlag } from '../core/telemetry/tcp-metrics.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, WeftError } from '../core/errors.js';
 import { Priority, type CertificateManager, type WorkloadCertificate } from './identity/manager.js';
 import { hboneServerTlsOptions, peerIdentity } from './tls.js';
 import { dialTcp, tuneSocket } from './socket.js';
@@ -138,6 +144,8 @@ interface SessionInfo {
   readonly workload: Workload;
   readonly peerIdentity: SpiffeIdentity;
   readonly peerAddr: string;
+  /** Streams the peer reset while their upstream was still being dialled. */
+  resetsWhileDialling: number;
 }
 
 export class HboneInbound {
@@ -208,7 +216,7 @@ export class HboneInbound {
           'hbone tls handshake failed',
         );
       });
-      // Sessions are owned by the peer; the server itself never times them out (PING does, client side).
+      // No idle timeout: a quiet tunnel is legitimate. A session whose peer is gone ends by keepAlive.
       server.setTimeout(0);
       entry = { server, cert };
       this.#servers.set(workload.uid, entry);
@@ -239,11 +247,20 @@ export class HboneInbound {
     session.on('error', noop);
     // The stream window comes from SETTINGS; the connection window needs its own update (RFC 9113 §6.9.2).
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-    this.#sessions.set(session, { workload, peerIdentity: identity, peerAddr });
+    this.#sessions.set(session, { workload, peerIdentity: identity, peerAddr, resetsWhileDialling: 0 });
+    keepAlive(session, () => {
+      this.#in.log.info(
+        { 'src.addr': peerAddr, 'src.identity': formatSpiffeId(identity), timeout_ms: PING_TIMEOUT_MS },
+        'hbone peer left a keepalive PING unanswered; connection closed',
+      );
+      session.destroy(new WeftError('ERR_TUNNEL', 'keepalive PING unanswered', { peer: peerAddr }));
+    });
   }
 
   onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    const info = this.#sessions.get(stream.session!);
+    // Captured now: a destroyed stream no longer knows its session.
+    const session = stream.session!;
+    const info = this.#sessions.get(session);
     if (!info) {
       stream.close(h2c.NGHTTP2_REFUSED_STREAM);
       return;
@@ -294,8 +311,30 @@ export class HboneInbound {
       reason: decision.verdict.message,
     });
     const entry = this.#in.connections.register(info.workload, decision.conn, stream);
+    // A stream reset while we dial for it cost a dial for nothing; many at once is a rapid reset.
+    let counted = false;
+    const onResetWhileDialling = () => {
+      if (entry.closed) return; // closed by policy, not by the peer
+      counted = true;
+      if (++info.resetsWhileDialling > MAX_PENDING_RESET_STREAMS && !session.destroyed) {
+        this.#in.log.warn(
+          { 'src.addr': info.peerAddr, 'src.identity': formatSpiffeId(info.peerIdentity) },
+          'hbone peer reset too many streams before they were answered; connection closed',
+        );
+        session.destroy(
+          new WeftError('ERR_TUNNEL', 'too many streams reset before their answer', { peer: info.peerAddr }),
+          h2c.NGHTTP2_ENHANCE_YOUR_CALM,
+        );
+      }
+    };
+    stream.once('close', onResetWhileDialling);
+    const dialled = () => {
+      stream.off('close', onResetWhileDialling);
+      if (counted) info.resetsWhileDialling--;
+    };
     dialTcp(decision.target.ip, decision.target.port, CONNECT_TIMEOUT_MS).then(
       (upstream) => {
+        dialled();
         if (stream.destroyed || entry.closed) {
           upstream.destroy();
           entry.release();
@@ -313,6 +352,7 @@ export class HboneInbound {
         });
       },
       (err: unknown) => {
+        dialled();
         entry.release();
         result.failed('CONNECT', errorMessage(err));
         if (!stream.destroyed) stream.respond({ ':status': 503 }, { endStream: true });
@@ -326,6 +366,31 @@ export class HboneInbound {
     for (const { server } of this.#servers.values()) server.close();
     this.#servers.clear();
   }
+}
+
+/**
+ * Server-side keepalive, as ztunnel's serve_connection: a PING every PING_INTERVAL_MS; `onDead` when one
+ * is still unanswered after PING_TIMEOUT_MS. Besides dead peers, this is what ends a session nghttp2 has
+ * terminated (its GOAWAY for a protocol error, or for rapid resets): Node then stops reading the socket
+ * without closing it or telling JS, so not even the peer's FIN is seen, and the session, its streams and
+ * their upstream connections would otherwise stay forever.
+ */
+function keepAlive(session: Http2Session, onDead: () => void): void {
+  let deadline: NodeJS.Timeout | undefined;
+  const onPong = (err: Error | null) => {
+    if (err) return; // cancelled: the session is closing
+    clearTimeout(deadline);
+    deadline = undefined;
+  };
+  const timer = setInterval(() => {
+    // ping() throws once the session is destroyed, which precedes its 'close'.
+    if (deadline || session.destroyed) return;
+    if (session.ping(onPong)) deadline = setTimeout(onDead, PING_TIMEOUT_MS).unref();
+  }, PING_INTERVAL_MS).unref();
+  session.once('close', () => {
+    clearInterval(timer);
+    clearTimeout(deadline);
+  });
 }
 
 function splitAddr(addr: string): [string, number] {

@@ -49,7 +49,11 @@ export function durationMsFlag(values: Record<string, unknown>, name: string, fa
 }
 
 /** Durations in whole seconds (`24h`, `90m`, `3600s` or plain seconds). */
-export function durationSecondsFlag(values: Record<string, unknown>, name: string, fallbackSeconds: number): number {
+export function durationSecondsFlag(
+  values: Record<string, unknown>,
+  name: string,
+  fallbackSeconds: number,
+): number {
   const ms = durationMsFlag(values, name, fallbackSeconds * 1000);
   if (ms % 1000 !== 0) throw new UsageError(`--${name}: expected whole seconds, got ${String(values[name])}`);
   return ms / 1000;

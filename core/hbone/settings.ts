@@ -15,9 +15,18 @@ export const SERVER_MAX_HEADER_LIST_BYTES = 64 * 1024;
 /** The server advertises 200 streams (ztunnel); the pool itself opens at most 100 per connection. */
 export const SERVER_MAX_CONCURRENT_STREAMS = 200;
 export const POOL_MAX_STREAMS_PER_CONNECTION = 100;
-/** Keepalive: PING after 10 s, then every 10 s; drop the connection after 20 s without an answer. */
+/**
+ * Keepalive, both ends (ztunnel's do_ping_pong): PING after 10 s, then every 10 s; drop the connection
+ * after 20 s without an answer.
+ */
 export const PING_INTERVAL_MS = 10_000;
 export const PING_TIMEOUT_MS = 20_000;
+/**
+ * Streams the peer may reset while the server still dials their upstream before the connection is
+ * closed (rapid reset, CVE-2023-44487): h2's max_pending_accept_reset_streams default, which ztunnel's
+ * server inherits. nghttp2's own limit only sends GOAWAY after ~1000, i.e. ~1000 upstream dials.
+ */
+export const MAX_PENDING_RESET_STREAMS = 20;
 /** Unused pooled connections are closed after ztunnel's POOL_UNUSED_RELEASE_TIMEOUT. */
 export const POOL_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** A TCP+TLS+H2 connect to a peer agent; ztunnel's CONNECTION_TIMEOUT. */

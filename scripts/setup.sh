@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System peers and tools the tests and the lab use: OpenSSL, Python's h2/grpcio/cryptography (+ grpc_tools
-# to generate stubs from Istio's proto), iproute2 for network namespaces.
-APT_PACKAGES=(openssl python3 python3-h2 python3-grpcio python3-grpc-tools python3-cryptography python3-protobuf iproute2 curl)
+# to generate stubs from Istio's proto), iproute2 for network namespaces, HAProxy as the bench baseline.
+APT_PACKAGES=(openssl python3 python3-h2 python3-grpcio python3-grpc-tools python3-cryptography python3-protobuf iproute2 curl haproxy)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -40,7 +40,7 @@ import type { TcpMetrics, ResponseFlag } from '../core/telemetry/tcp-metrics.js'
 import { errorMessage, WeftError } from '../core/errors.js';
 import { Priority, type CertificateManager, type WorkloadCertificate } from './identity/manager.js';
 import { hboneServerTlsOptions, peerIdentity } from './tls.js';
-import { dialTcp, tuneSocket } from './socket.js';
+import { tuneSocket, type UpstreamDialer } from './socket.js';
 import { LocalWorkloads, unmapIpv4 } from './workloads.js';
 import { ConnectionResult } from './connection-result.js';
 import { pump } from './copy.js';
@@ -133,6 +133,8 @@ export interface InboundInputs {
   readonly connections: ConnectionRegistry;
   readonly metrics: TcpMetrics;
   readonly log: Logger;
+  /** Delivers to the workload, from the original client's address when capture allows it. */
+  readonly dial: UpstreamDialer;
 }
 
 interface PresentedServer {
@@ -332,7 +334,7 @@ export class HboneInbound {
       stream.off('close', onResetWhileDialling);
       if (counted) info.resetsWhileDialling--;
     };
-    dialTcp(decision.target.ip, decision.target.port, CONNECT_TIMEOUT_MS).then(
+    this.#in.dial(decision.target.ip, decision.target.port, peer.ip, CONNECT_TIMEOUT_MS).then(
       (upstream) => {
         dialled();
         if (stream.destroyed || entry.closed) {

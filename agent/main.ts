@@ -21,6 +21,7 @@ import { HboneInbound } from './inbound.js';
 import { HboneClientPool } from './pool.js';
 import { OutboundProxy } from './outbound.js';
 import { Socks5Server } from './socks5.js';
+import { plainDialer } from './socket.js';
 
 export const DEFAULT_ADMIN_PORT = 15000;
 export const DEFAULT_METRICS_PORT = 15020;
@@ -85,7 +86,10 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const authorizer = new PolicyAuthorizer(store);
   const connections = new ConnectionRegistry(store, authorizer, componentLogger('agent.connections'));
   const pool = new HboneClientPool(componentLogger('agent.pool'));
+  // Without capture the agent dials from its own address; capture swaps in a transparent, marked dialer.
+  const dial = plainDialer;
   const inbound = new HboneInbound({
+    dial,
     local,
     certificates,
     authorizer,
@@ -94,6 +98,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     log: componentLogger('agent.inbound'),
   });
   const outbound = new OutboundProxy({
+    dial,
     local,
     certificates,
     pool,

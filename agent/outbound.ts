@@ -27,7 +27,7 @@ import { HboneClientPool, TunnelRefusedError } from './pool.js';
 import { LocalWorkloads, unmapIpv4 } from './workloads.js';
 import { serviceWaypoint, workloadWaypoint, GATEWAY_NAME_LABEL, type WaypointBinding } from './waypoints.js';
 import { ConnectionResult } from './connection-result.js';
-import { dialTcp, isLoopback } from './socket.js';
+import { isLoopback, type UpstreamDialer } from './socket.js';
 import { abort, pump } from './copy.js';
 
 export interface Destination {
@@ -187,6 +187,8 @@ export interface OutboundInputs {
   readonly pool: HboneClientPool;
   readonly metrics: TcpMetrics;
   readonly log: Logger;
+  /** Passthrough connections: from the pod's own address when capture allows it. */
+  readonly dial: UpstreamDialer;
   readonly pick?: Picker;
 }
 
@@ -246,7 +248,7 @@ export class OutboundProxy {
     }
     if (plan.kind === 'passthrough') {
       result.decided({ verdict: 'passthrough', reason: plan.reason });
-      dialTcp(plan.target.ip, plan.target.port, CONNECT_TIMEOUT_MS).then(
+      this.#in.dial(plan.target.ip, plan.target.port, srcIp, CONNECT_TIMEOUT_MS).then(
         (upstream) => this.#splice(socket, upstream, result, ready),
         (err: unknown) => this.#failed(socket, result, ready, 'CONNECT', err),
       );

@@ -44,6 +44,22 @@ export function dialTcp(host: string, port: number, timeoutMs: number): Promise<
   });
 }
 
+/**
+ * Opens the agent's onward connection to a workload. `sourceIp` is the original client's address: with
+ * capture the socket is bound to it transparently (and marked so it is not captured again); without
+ * capture it is ignored and the agent's own address is used.
+ */
+export type UpstreamDialer = (
+  host: string,
+  port: number,
+  sourceIp: string | undefined,
+  timeoutMs: number,
+) => Promise<net.Socket>;
+
+/** The dialer without capture: a plain connect from the agent's address. */
+export const plainDialer: UpstreamDialer = (host, port, _sourceIp, timeoutMs) =>
+  dialTcp(host, port, timeoutMs);
+
 /** Loopback addresses are never a destination the agent dials on a workload's behalf. */
 export function isLoopback(ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.');

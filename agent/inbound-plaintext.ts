@@ -1,0 +1,105 @@
+// Plaintext arriving for an enrolled pod from outside the mesh (captured to :15006): no peer identity,
+// so PeerAuthentication STRICT refuses it and AuthorizationPolicy sees an unauthenticated peer.
+// The original destination is the accepted socket's local address (transparent listener).
+import type net from 'node:net';
+import type { Logger } from '../core/log.js';
+import type { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
+import { formatHboneAuthority } from '../core/hbone/authority.js';
+import { CONNECT_TIMEOUT_MS } from '../core/hbone/settings.js';
+import { errorMessage } from '../core/errors.js';
+import type { InboundAuthorizer, L4Connection } from './authorizer.js';
+import type { ConnectionRegistry } from './connections.js';
+import { ConnectionResult } from './connection-result.js';
+import { pump } from './copy.js';
+import { AGENT_PORTS } from './inbound.js';
+import type { UpstreamDialer } from './socket.js';
+import { LocalWorkloads, unmapIpv4 } from './workloads.js';
+
+export interface PlaintextInboundInputs {
+  readonly local: LocalWorkloads;
+  readonly authorizer: InboundAuthorizer;
+  readonly connections: ConnectionRegistry;
+  readonly metrics: TcpMetrics;
+  readonly log: Logger;
+  /** Dials the pod; with capture it binds the client's address and marks the socket. */
+  readonly dial: UpstreamDialer;
+}
+
+export class PlaintextInbound {
+  readonly #in: PlaintextInboundInputs;
+
+  constructor(inputs: PlaintextInboundInputs) {
+    this.#in = inputs;
+  }
+
+  /** Handles one captured connection; its local address is where the client meant to go. */
+  handle(socket: net.Socket): void {
+    const { local, log } = this.#in;
+    const dstIp = unmapIpv4(socket.localAddress);
+    const dstPort = socket.localPort ?? 0;
+    const srcIp = unmapIpv4(socket.remoteAddress);
+    const srcPort = socket.remotePort ?? 0;
+    const dst = local.owning(dstIp);
+    const result = new ConnectionResult(this.#in.metrics, log, {
+      direction: 'inbound',
+      srcAddr: formatHboneAuthority(srcIp, srcPort),
+      src: local.store.workloadByIp(srcIp),
+      srcIdentity: undefined,
+      dstAddr: formatHboneAuthority(dstIp, dstPort),
+      dstHboneAddr: undefined,
+      dst,
+      dstIdentity: dst && local.spiffeIdOf(dst),
+      service: undefined,
+      clusterDomain: local.store.clusterDomain,
+    });
+    socket.on('error', () => undefined);
+    if (!dst || AGENT_PORTS.has(dstPort)) {
+      result.failed(
+        'CONNECT',
+        dst ? `port ${dstPort} is the agent's own` : `${dstIp} is not a workload of this node`,
+      );
+      result.close(0, 0);
+      socket.destroy();
+      return;
+    }
+    const conn: L4Connection = { srcIp, srcIdentity: undefined, dstIp, dstPort };
+    const verdict = this.#in.authorizer.authorize(dst, conn);
+    result.decided({
+      verdict: verdict.allowed ? 'allowed' : 'denied',
+      policy: verdict.policy,
+      rule: verdict.rule,
+      reason: verdict.message,
+    });
+    if (!verdict.allowed) {
+      result.failed('DENY', verdict.message);
+      result.close(0, 0);
+      // A reset, as ztunnel does: the client learns at once, and nothing was delivered.
+      socket.resetAndDestroy();
+      return;
+    }
+    const entry = this.#in.connections.register(dst, conn, socket);
+    this.#in.dial(dstIp, dstPort, srcIp, CONNECT_TIMEOUT_MS).then(
+      (upstream) => {
+        if (socket.destroyed || entry.closed) {
+          upstream.destroy();
+          entry.release();
+          result.close(0, 0);
+          return;
+        }
+        entry.attach(upstream);
+        result.opened();
+        pump(socket, upstream, (err) => {
+          entry.release();
+          if (err) result.failed('-', errorMessage(err));
+          result.close(upstream.bytesRead, upstream.bytesWritten);
+        });
+      },
+      (err: unknown) => {
+        entry.release();
+        result.failed('CONNECT', errorMessage(err));
+        result.close(0, 0);
+        socket.resetAndDestroy();
+      },
+    );
+  }
+}

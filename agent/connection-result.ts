@@ -100,16 +100,19 @@ export class ConnectionResult {
     this.#error = error;
   }
 
-  /** Writes the access log and metrics; later calls do nothing. */
-  close(bytesSent: number, bytesReceived: number): void {
+  /**
+   * Writes the access log and metrics; later calls do nothing. `requestBytes` went from the client
+   * towards the server, `responseBytes` back. Istio counts `istio_tcp_sent_bytes_total` as response
+   * bytes and `istio_tcp_received_bytes_total` as request bytes for both reporters (ztunnel's copy.rs).
+   */
+  close(requestBytes: number, responseBytes: number): void {
     if (this.#done) return;
     this.#done = true;
     const labels = trafficLabels(this.#ends, this.#flag);
     if (this.#opened) {
       this.#metrics.closed.inc(labels);
-      // Istio reports bytes from the workload's point of view: "sent" is what went back to the client.
-      this.#metrics.sentBytes.inc(labels, bytesSent);
-      this.#metrics.receivedBytes.inc(labels, bytesReceived);
+      this.#metrics.sentBytes.inc(labels, responseBytes);
+      this.#metrics.receivedBytes.inc(labels, requestBytes);
     }
     if (this.#flag !== '-') this.#metrics.failed.inc(labels);
     const e = this.#ends;
@@ -126,8 +129,8 @@ export class ConnectionResult {
       'dst.workload': e.dst?.name,
       'dst.namespace': e.dst?.namespace,
       'dst.identity': e.dstIdentity,
-      bytes_sent: bytesSent,
-      bytes_recv: bytesReceived,
+      request_bytes: requestBytes,
+      response_bytes: responseBytes,
       duration_ms: Date.now() - this.#startMs,
       verdict: d?.verdict,
       policy: d?.policy,

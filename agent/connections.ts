@@ -7,6 +7,7 @@ import type { ConfigStore } from '../core/store.js';
 import type { Workload } from '../core/model/workload.js';
 import type { InboundAuthorizer, L4Connection } from './authorizer.js';
 import { abort } from './copy.js';
+import type { ConnectionResult } from './connection-result.js';
 
 export class RegisteredConnection {
   closed = false;
@@ -17,6 +18,7 @@ export class RegisteredConnection {
     readonly workloadUid: string,
     readonly conn: L4Connection,
     readonly downstream: Duplex,
+    readonly result: ConnectionResult,
   ) {}
 
   attach(upstream: Duplex): void {
@@ -28,10 +30,12 @@ export class RegisteredConnection {
     this.registry.remove(this);
   }
 
-  /** Policy now denies it: reset both sides. */
-  close(): void {
+  /** Policy now denies it: reset both sides; its access-log line says why. */
+  close(reason: string, policy: string | undefined): void {
     if (this.closed) return;
     this.closed = true;
+    this.result.decided({ verdict: 'denied', policy, reason });
+    this.result.failed('DENY', `closed by a policy change: ${reason}`);
     abort(this.downstream);
     if (this.upstream) abort(this.upstream);
     this.registry.remove(this);
@@ -51,10 +55,25 @@ export class ConnectionRegistry {
     return this.#live.size;
   }
 
-  register(workload: Workload, conn: L4Connection, downstream: Duplex): RegisteredConnection {
-    const entry = new RegisteredConnection(this, workload.uid, conn, downstream);
+  register(
+    workload: Workload,
+    conn: L4Connection,
+    downstream: Duplex,
+    result: ConnectionResult,
+  ): RegisteredConnection {
+    const entry = new RegisteredConnection(this, workload.uid, conn, downstream, result);
     this.#live.add(entry);
     return entry;
+  }
+
+  /** The live connections, for /config_dump. */
+  describe(): { src: string; dst: string; upstream: boolean; downstreamDestroyed: boolean }[] {
+    return [...this.#live].map((e) => ({
+      src: e.conn.srcIp,
+      dst: `${e.conn.dstIp}:${e.conn.dstPort}`,
+      upstream: e.upstream !== undefined,
+      downstreamDestroyed: e.downstream.destroyed,
+    }));
   }
 
   remove(entry: RegisteredConnection): void {
@@ -77,7 +96,7 @@ export class ConnectionRegistry {
         },
         'connection closed: no longer allowed',
       );
-      entry.close();
+      entry.close(verdict ? verdict.message : 'destination workload is gone', verdict?.policy);
       closed++;
     }
     return closed;

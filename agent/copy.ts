@@ -2,9 +2,10 @@
 // back-pressure by pipe(), and one `done` callback when both directions are over. No per-chunk work
 // here: bytes are counted by the sockets themselves (bytesRead/bytesWritten) at close.
 //
-// A reset or broken pipe on an established connection is a normal ending, not an error worth more than
-// a debug line: the callback gets it so the access log can say so.
+// A reset or broken pipe on an established connection is a normal ending; the callback gets the
+// error so the access log can say how the connection ended.
 import type { Duplex } from 'node:stream';
+import { Socket } from 'node:net';
 import { constants as h2constants, type Http2Stream } from 'node:http2';
 
 export type PumpDone = (error: Error | undefined) => void;
@@ -14,9 +15,20 @@ function isHttp2Stream(s: Duplex): s is Http2Stream {
   return 'rstCode' in s;
 }
 
+/** How long one side may stay open after the other closed cleanly. */
+const LINGER_MS = 10_000;
+/**
+ * An HTTP/2 stream destroyed along with its session does not always emit 'close' (Node 20); after this
+ * long a destroyed side counts as closed, so `done` cannot be lost.
+ */
+const DESTROYED_GRACE_MS = 1_000;
+
 class Pump {
-  #closed = 0;
+  #closedA = false;
+  #closedB = false;
+  #finished = false;
   #error: Error | undefined = undefined;
+  #timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     readonly a: Duplex,
@@ -39,21 +51,56 @@ class Pump {
     // One side failed: the other cannot complete its half meaningfully; tear both down.
     abort(this.a);
     abort(this.b);
+    this.#armGrace();
   }
 
   onCloseA(): void {
+    if (this.#closedA) return;
+    this.#closedA = true;
     this.#sideClosed(this.a, this.b);
   }
 
   onCloseB(): void {
+    if (this.#closedB) return;
+    this.#closedB = true;
     this.#sideClosed(this.b, this.a);
   }
 
   #sideClosed(closed: Duplex, other: Duplex): void {
+    if (this.#closedA && this.#closedB) return this.#finish();
     // A side that closed without ending both directions cleanly (reset, RST_STREAM) will never send
-    // the rest: the other side must not wait for it.
-    if (!cleanlyEnded(closed)) abort(other);
-    if (++this.#closed === 2) this.done(this.#error);
+    // the rest: the other side must not wait for it. After a clean close the other side has its FIN and
+    // normally closes by itself; LINGER_MS bounds the wait, so a peer that never finishes cannot pin
+    // a connection (and its registry entry) forever.
+    if (!cleanlyEnded(closed)) {
+      abort(other);
+      this.#armGrace();
+    } else {
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(this.#expire.bind(this), LINGER_MS).unref();
+    }
+  }
+
+  #armGrace(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.#expire.bind(this), DESTROYED_GRACE_MS).unref();
+  }
+
+  /** Time is up for whatever is still open: abort it, and count destroyed sides as closed. */
+  #expire(): void {
+    abort(this.a);
+    abort(this.b);
+    if (!this.#closedA && this.a.destroyed) this.#closedA = true;
+    if (!this.#closedB && this.b.destroyed) this.#closedB = true;
+    if (this.#closedA && this.#closedB) this.#finish();
+    else this.#armGrace();
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    this.done(this.#error);
   }
 }
 
@@ -70,6 +117,8 @@ function cleanlyEnded(s: Duplex): boolean {
 export function abort(s: Duplex): void {
   if (s.destroyed) return;
   if (isHttp2Stream(s)) s.close(h2constants.NGHTTP2_CANCEL);
+  // A reset, not a FIN: the application must not take a truncated stream for a complete one.
+  else if (s instanceof Socket) s.resetAndDestroy();
   else s.destroy();
 }
 

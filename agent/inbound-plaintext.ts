@@ -5,13 +5,10 @@ import type net from 'node:net';
 import type { Logger } from '../core/log.js';
 import type { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
 import { formatHboneAuthority } from '../core/hbone/authority.js';
-import { CONNECT_TIMEOUT_MS } from '../core/hbone/settings.js';
-import { errorMessage } from '../core/errors.js';
 import type { InboundAuthorizer, L4Connection } from './authorizer.js';
 import type { ConnectionRegistry } from './connections.js';
 import { ConnectionResult } from './connection-result.js';
-import { pump } from './copy.js';
-import { AGENT_PORTS } from './inbound.js';
+import { deliver } from './delivery.js';
 import type { UpstreamDialer } from './socket.js';
 import { LocalWorkloads, unmapIpv4 } from './workloads.js';
 
@@ -23,6 +20,7 @@ export interface PlaintextInboundInputs {
   readonly log: Logger;
   /** Dials the pod; with capture it binds the client's address and marks the socket. */
   readonly dial: UpstreamDialer;
+  readonly agentPorts: ReadonlySet<number>;
 }
 
 export class PlaintextInbound {
@@ -53,7 +51,7 @@ export class PlaintextInbound {
       clusterDomain: local.store.clusterDomain,
     });
     socket.on('error', () => undefined);
-    if (!dst || AGENT_PORTS.has(dstPort)) {
+    if (!dst || this.#in.agentPorts.has(dstPort)) {
       result.failed(
         'CONNECT',
         dst ? `port ${dstPort} is the agent's own` : `${dstIp} is not a workload of this node`,
@@ -77,29 +75,15 @@ export class PlaintextInbound {
       socket.resetAndDestroy();
       return;
     }
-    const entry = this.#in.connections.register(dst, conn, socket);
-    this.#in.dial(dstIp, dstPort, srcIp, CONNECT_TIMEOUT_MS).then(
-      (upstream) => {
-        if (socket.destroyed || entry.closed) {
-          upstream.destroy();
-          entry.release();
-          result.close(0, 0);
-          return;
-        }
-        entry.attach(upstream);
-        result.opened();
-        pump(socket, upstream, (err) => {
-          entry.release();
-          if (err) result.failed('-', errorMessage(err));
-          result.close(upstream.bytesRead, upstream.bytesWritten);
-        });
-      },
-      (err: unknown) => {
-        entry.release();
-        result.failed('CONNECT', errorMessage(err));
-        result.close(0, 0);
-        socket.resetAndDestroy();
-      },
+    const entry = this.#in.connections.register(dst, conn, socket, result);
+    deliver(
+      this.#in.dial,
+      { ip: dstIp, port: dstPort, sourceIp: srcIp },
+      socket,
+      entry,
+      result,
+      { connected: () => !socket.destroyed, unreachable: () => socket.resetAndDestroy() },
+      log,
     );
   }
 }

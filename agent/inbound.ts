@@ -26,7 +26,6 @@ import type { HostPort } from '../core/address.js';
 import { parseHboneAuthority, formatHboneAuthority, type HboneTarget } from '../core/hbone/authority.js';
 import { forwardedFor } from '../core/hbone/headers.js';
 import {
-  CONNECT_TIMEOUT_MS,
   CONNECTION_WINDOW_BYTES,
   MAX_PENDING_RESET_STREAMS,
   PING_INTERVAL_MS,
@@ -43,12 +42,12 @@ import { hboneServerTlsOptions, peerIdentity } from './tls.js';
 import { tuneSocket, type UpstreamDialer } from './socket.js';
 import { LocalWorkloads, unmapIpv4 } from './workloads.js';
 import { ConnectionResult } from './connection-result.js';
-import { pump } from './copy.js';
+import { deliver } from './delivery.js';
 import type { InboundAuthorizer, L4Connection, AuthorizationVerdict } from './authorizer.js';
 import type { ConnectionRegistry } from './connections.js';
 
-/** Ports the agent itself listens on: a CONNECT to one of them would loop through the agent. */
-export const AGENT_PORTS: ReadonlySet<number> = new Set([15000, 15001, 15006, 15008, 15020, 15021, 15080]);
+/** The agent's well-known ports (ztunnel's): a CONNECT to one of them would loop through the agent. */
+export const DEFAULT_AGENT_PORTS: readonly number[] = [15000, 15001, 15006, 15008, 15020, 15021, 15080];
 
 export interface PeerInfo {
   readonly ip: string;
@@ -78,6 +77,7 @@ export type InboundDecision =
 export function admitInbound(
   local: LocalWorkloads,
   authorizer: InboundAuthorizer,
+  agentPorts: ReadonlySet<number>,
   presented: Workload,
   headers: IncomingHttpHeaders,
   peer: PeerInfo,
@@ -105,14 +105,15 @@ export function admitInbound(
       flag: 'CONNECT',
       reason: `${target.ip} is not a workload of this node`,
     };
-  if (owner !== presented)
+  // By uid: the store replaces the record on every edit, and a pooled tunnel outlives edits.
+  if (owner.uid !== presented.uid)
     return {
       kind: 'refuse',
       status: 400,
       flag: 'CONNECT',
       reason: `:authority ${target.ip} is not ${presented.namespace}/${presented.name}, whose identity this tunnel presented`,
     };
-  if (AGENT_PORTS.has(target.port))
+  if (agentPorts.has(target.port))
     return { kind: 'refuse', status: 503, flag: 'CONNECT', reason: `port ${target.port} is the agent's own` };
   const conn: L4Connection = {
     srcIp: peer.ip,
@@ -135,17 +136,28 @@ export interface InboundInputs {
   readonly log: Logger;
   /** Delivers to the workload, from the original client's address when capture allows it. */
   readonly dial: UpstreamDialer;
+  /** Ports the agent listens on (defaults plus what it actually bound): never a CONNECT target. */
+  readonly agentPorts: ReadonlySet<number>;
 }
 
 interface PresentedServer {
   readonly server: Http2SecureServer;
+  /** The workload this server presents; its sessions belong to it, whatever the store says later. */
+  workload: Workload;
   cert: WorkloadCertificate;
 }
 
 interface SessionInfo {
+  /** The workload whose certificate this session's server presented. */
   readonly workload: Workload;
+  readonly workloadId: string;
   readonly peerIdentity: SpiffeIdentity;
+  readonly peerId: string;
   readonly peerAddr: string;
+  readonly peerIp: string;
+  readonly peerPort: number;
+  /** `<pod ip>:15008`, the L4 address the peer reached. */
+  readonly localAddr: string;
   /** Streams the peer reset while their upstream was still being dialled. */
   resetsWhileDialling: number;
 }
@@ -156,11 +168,12 @@ export class HboneInbound {
   /** One TLS/H2 server per local workload, each presenting that workload's certificate. */
   readonly #servers = new Map<string, PresentedServer>();
   readonly #sessions = new WeakMap<Http2Session, SessionInfo>();
+  /** Open sessions, so close() can end them rather than leave them to the process exit. */
+  readonly #live = new Set<Http2Session>();
 
   constructor(inputs: InboundInputs) {
     this.#in = inputs;
     this.onTcpConnection = this.onTcpConnection.bind(this);
-    this.onSession = this.onSession.bind(this);
     this.onStream = this.onStream.bind(this);
     this.#tcp = net.createServer({ pauseOnConnect: true }, this.onTcpConnection);
   }
@@ -189,28 +202,29 @@ export class HboneInbound {
       return;
     }
     socket.on('error', noop);
-    this.#in.certificates.fetch(this.#in.local.spiffeIdOf(workload), Priority.RealTime).then(
-      (cert) => {
+    this.#in.certificates
+      .fetch(this.#in.local.spiffeIdOf(workload), Priority.RealTime)
+      .then((cert) => {
         if (socket.destroyed) return;
         tuneSocket(socket);
         this.#serverFor(workload, cert).emit('connection', socket);
         socket.resume();
-      },
-      (err: unknown) => {
+      })
+      .catch((err: unknown) => {
         this.#in.log.warn(
           { 'dst.workload': workload.name, 'dst.namespace': workload.namespace, error: errorMessage(err) },
-          'no certificate to present; connection refused',
+          'no certificate to present (or no TLS server for it); connection refused',
         );
         socket.destroy();
-      },
-    );
+      });
   }
 
   #serverFor(workload: Workload, cert: WorkloadCertificate): Http2SecureServer {
     let entry = this.#servers.get(workload.uid);
     if (!entry) {
       const server = http2.createSecureServer({ ...hboneServerTlsOptions(cert), ...SERVER_SESSION_OPTIONS });
-      server.on('session', this.onSession);
+      const created: PresentedServer = { server, workload, cert };
+      server.on('session', (session: Http2Session) => this.onSession(session, created.workload));
       server.on('stream', this.onStream);
       server.on('tlsClientError', (err, tlsSocket) => {
         this.#in.log.debug(
@@ -220,21 +234,23 @@ export class HboneInbound {
       });
       // No idle timeout: a quiet tunnel is legitimate. A session whose peer is gone ends by keepAlive.
       server.setTimeout(0);
-      entry = { server, cert };
+      entry = created;
       this.#servers.set(workload.uid, entry);
     } else if (entry.cert !== cert) {
       entry.server.setSecureContext(hboneServerTlsOptions(cert));
       entry.cert = cert;
     }
+    entry.workload = workload;
     return entry.server;
   }
 
-  onSession(session: Http2Session): void {
+  onSession(session: Http2Session, workload: Workload): void {
     const socket = session.socket as TLSSocket;
-    const workload = this.#in.local.owning(unmapIpv4(socket.localAddress));
     const identity = peerIdentity(socket);
-    const peerAddr = `${unmapIpv4(socket.remoteAddress)}:${socket.remotePort ?? 0}`;
-    if (!workload || !identity || identity.trustDomain !== this.#in.local.trustDomain) {
+    const peerIp = unmapIpv4(socket.remoteAddress);
+    const peerPort = socket.remotePort ?? 0;
+    const peerAddr = formatHboneAuthority(peerIp, peerPort);
+    if (!identity || identity.trustDomain !== this.#in.local.trustDomain) {
       this.#in.log.warn(
         {
           'src.addr': peerAddr,
@@ -247,9 +263,21 @@ export class HboneInbound {
       return;
     }
     session.on('error', noop);
+    this.#live.add(session);
+    session.once('close', () => this.#live.delete(session));
     // The stream window comes from SETTINGS; the connection window needs its own update (RFC 9113 §6.9.2).
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-    this.#sessions.set(session, { workload, peerIdentity: identity, peerAddr, resetsWhileDialling: 0 });
+    this.#sessions.set(session, {
+      workload,
+      workloadId: this.#in.local.spiffeIdOf(workload),
+      peerIdentity: identity,
+      peerId: formatSpiffeId(identity),
+      peerAddr,
+      peerIp,
+      peerPort,
+      localAddr: formatHboneAuthority(unmapIpv4(socket.localAddress), socket.localPort ?? HBONE_PORT),
+      resetsWhileDialling: 0,
+    });
     keepAlive(session, () => {
       this.#in.log.info(
         { 'src.addr': peerAddr, 'src.identity': formatSpiffeId(identity), timeout_ms: PING_TIMEOUT_MS },
@@ -268,29 +296,24 @@ export class HboneInbound {
       return;
     }
     stream.on('error', noop);
-    const fwd = forwardedFor(headers.forwarded as string | undefined);
-    const fwdTarget = fwd === undefined ? undefined : parseHboneAuthority(fwd);
-    const [socketIp, socketPort] = splitAddr(info.peerAddr);
-    const peer: PeerInfo = {
-      // The source agent states the original client address; it is trusted because the peer proved a mesh identity.
-      ip: fwdTarget?.ip ?? socketIp,
-      port: fwdTarget?.port ?? socketPort,
-      identity: info.peerIdentity,
-    };
-    const decision = admitInbound(this.#in.local, this.#in.authorizer, info.workload, headers, peer);
-    const srcWorkload = this.#in.local.store.workloadByIp(peer.ip);
+    const peer: PeerInfo = { ...this.#claimedSource(headers, info), identity: info.peerIdentity };
+    const decision = admitInbound(
+      this.#in.local,
+      this.#in.authorizer,
+      this.#in.agentPorts,
+      info.workload,
+      headers,
+      peer,
+    );
     const result = new ConnectionResult(this.#in.metrics, this.#in.log, {
       direction: 'inbound',
       srcAddr: formatHboneAuthority(peer.ip, peer.port),
-      src: srcWorkload,
-      srcIdentity: formatSpiffeId(info.peerIdentity),
-      dstAddr: formatHboneAuthority(
-        unmapIpv4((stream.session!.socket as TLSSocket).localAddress),
-        HBONE_PORT,
-      ),
+      src: this.#in.local.store.workloadByIp(peer.ip),
+      srcIdentity: info.peerId,
+      dstAddr: info.localAddr,
       dstHboneAddr: typeof headers[':authority'] === 'string' ? headers[':authority'] : undefined,
       dst: info.workload,
-      dstIdentity: this.#in.local.spiffeIdOf(info.workload),
+      dstIdentity: info.workloadId,
       service: undefined,
       clusterDomain: this.#in.local.store.clusterDomain,
     });
@@ -302,7 +325,7 @@ export class HboneInbound {
         reason: decision.reason,
       });
       result.failed(decision.flag, decision.reason);
-      stream.respond({ ':status': decision.status }, { endStream: true });
+      respondIfOpen(stream, decision.status);
       result.close(0, 0);
       return;
     }
@@ -312,7 +335,7 @@ export class HboneInbound {
       rule: decision.verdict.rule,
       reason: decision.verdict.message,
     });
-    const entry = this.#in.connections.register(info.workload, decision.conn, stream);
+    const entry = this.#in.connections.register(info.workload, decision.conn, stream, result);
     // A stream reset while we dial for it cost a dial for nothing; many at once is a rapid reset.
     let counted = false;
     const onResetWhileDialling = () => {
@@ -320,7 +343,7 @@ export class HboneInbound {
       counted = true;
       if (++info.resetsWhileDialling > MAX_PENDING_RESET_STREAMS && !session.destroyed) {
         this.#in.log.warn(
-          { 'src.addr': info.peerAddr, 'src.identity': formatSpiffeId(info.peerIdentity) },
+          { 'src.addr': info.peerAddr, 'src.identity': info.peerId },
           'hbone peer reset too many streams before they were answered; connection closed',
         );
         session.destroy(
@@ -330,43 +353,56 @@ export class HboneInbound {
       }
     };
     stream.once('close', onResetWhileDialling);
-    const dialled = () => {
-      stream.off('close', onResetWhileDialling);
-      if (counted) info.resetsWhileDialling--;
-    };
-    this.#in.dial(decision.target.ip, decision.target.port, peer.ip, CONNECT_TIMEOUT_MS).then(
-      (upstream) => {
-        dialled();
-        if (stream.destroyed || entry.closed) {
-          upstream.destroy();
-          entry.release();
-          result.close(0, 0);
-          return;
-        }
-        entry.attach(upstream);
-        stream.respond({ ':status': 200 });
-        result.opened();
-        pump(stream, upstream, (err) => {
-          entry.release();
-          if (err) result.failed('-', errorMessage(err));
-          // From the workload's side: it sent what we wrote to the stream, it received what we read.
-          result.close(upstream.bytesRead, upstream.bytesWritten);
-        });
+    deliver(
+      this.#in.dial,
+      { ip: decision.target.ip, port: decision.target.port, sourceIp: peer.ip },
+      stream,
+      entry,
+      result,
+      {
+        settled: () => {
+          stream.off('close', onResetWhileDialling);
+          if (counted) info.resetsWhileDialling--;
+        },
+        connected: () => respondIfOpen(stream, 200),
+        unreachable: () => respondIfOpen(stream, 503),
       },
-      (err: unknown) => {
-        dialled();
-        entry.release();
-        result.failed('CONNECT', errorMessage(err));
-        if (!stream.destroyed) stream.respond({ ':status': 503 }, { endStream: true });
-        result.close(0, 0);
-      },
+      this.#in.log,
     );
   }
 
+  /**
+   * The client address the peer states in `forwarded: for=`, believed only when it names a workload
+   * whose identity is the one the peer proved; otherwise the socket's own peer address. A mesh
+   * certificate does not entitle its holder to speak for other pods' addresses.
+   */
+  #claimedSource(headers: IncomingHttpHeaders, info: SessionInfo): { ip: string; port: number } {
+    const fwd = forwardedFor(headers.forwarded as string | undefined);
+    const claimed = fwd === undefined ? undefined : parseHboneAuthority(fwd);
+    if (claimed) {
+      const w = this.#in.local.store.workloadByIp(claimed.ip);
+      if (w && this.#in.local.spiffeIdOf(w) === info.peerId) return claimed;
+    }
+    return { ip: info.peerIp, port: info.peerPort };
+  }
+
+  /** Drops the TLS servers of workloads this node no longer serves (their keys go with them). */
+  prune(): void {
+    for (const [uid, entry] of this.#servers) {
+      const w = this.#in.local.store.workloadByUid(uid);
+      if (w && w.podIps.some((ip) => this.#in.local.owning(ip) === w)) continue;
+      entry.server.close();
+      this.#servers.delete(uid);
+    }
+  }
+
+  /** Stops accepting and tears down every session (their tunnels are reset). */
   async close(): Promise<void> {
     this.#tcp.close();
     for (const { server } of this.#servers.values()) server.close();
     this.#servers.clear();
+    for (const session of this.#live) session.destroy();
+    this.#live.clear();
   }
 }
 
@@ -395,9 +431,15 @@ function keepAlive(session: Http2Session, onDead: () => void): void {
   });
 }
 
-function splitAddr(addr: string): [string, number] {
-  const i = addr.lastIndexOf(':');
-  return [addr.slice(0, i), Number(addr.slice(i + 1))];
+/** Answers a stream unless it is already gone (a policy close or a reset may have got there first). */
+function respondIfOpen(stream: ServerHttp2Stream, status: number): boolean {
+  if (stream.closed || stream.destroyed) return false;
+  try {
+    stream.respond({ ':status': status }, { endStream: status !== 200 });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function noop(): void {}

@@ -17,7 +17,7 @@ import { createAdminServer, createMetricsServer, createReadinessServer } from '.
 import { LocalWorkloads } from './workloads.js';
 import { PolicyAuthorizer } from './authorizer.js';
 import { ConnectionRegistry } from './connections.js';
-import { HboneInbound } from './inbound.js';
+import { DEFAULT_AGENT_PORTS, HboneInbound } from './inbound.js';
 import { HboneClientPool } from './pool.js';
 import { OutboundProxy } from './outbound.js';
 import { Socks5Server } from './socks5.js';
@@ -88,7 +88,20 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const pool = new HboneClientPool(componentLogger('agent.pool'));
   // Without capture the agent dials from its own address; capture swaps in a transparent, marked dialer.
   const dial = plainDialer;
+  const agentPorts = new Set<number>([
+    ...DEFAULT_AGENT_PORTS,
+    ...[
+      options.adminListen,
+      options.metricsListen,
+      options.readinessListen,
+      options.hboneListen,
+      options.socksListen,
+    ]
+      .filter((a): a is HostPort => a !== null)
+      .map((a) => a.port),
+  ]);
   const inbound = new HboneInbound({
+    agentPorts,
     dial,
     local,
     certificates,
@@ -113,6 +126,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const onApplied = (): void => {
     certificates.setWanted(identitiesForNode(store, options.nodeName, options.trustDomain));
     connections.recheck();
+    inbound.prune();
   };
   store.on('applied', onApplied);
 
@@ -131,7 +145,11 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
         enrolled: local.owning(w.podIps[0] ?? '') !== undefined,
       })),
       certificates: certificates.status().map(({ certChainPem: _pem, ...rest }) => rest),
-      tunnels: { pooledConnections: pool.connectionCount, inboundConnections: connections.size },
+      tunnels: {
+        pooledConnections: pool.connectionCount,
+        inboundConnections: connections.size,
+        inbound: connections.describe(),
+      },
       rejectedConfig: store.allRejections().map(formatRejection),
     }),
     certificates: () => ({ node: options.nodeName, certificates: certificates.status() }),

@@ -5,6 +5,7 @@
 // identity is wrong, the peer refuses), the application's connection is closed. It never falls back
 // to plaintext.
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import type { ConfigStore } from '../core/store.js';
 import type { Service } from '../core/model/service.js';
@@ -44,9 +45,9 @@ export type OutboundPlan =
       readonly authority: string;
       /** The SPIFFE ID the next hop must prove. */
       readonly expectedIdentity: string;
-      readonly dstWorkload: Workload;
+      /** The final destination pod, when known (not for service traffic handed to a waypoint). */
+      readonly dstWorkload: Workload | undefined;
       readonly service: Service | undefined;
-      readonly viaWaypoint: boolean;
     }
   | {
       readonly kind: 'passthrough';
@@ -72,7 +73,7 @@ function viaWaypoint(
   binding: Extract<WaypointBinding, { kind: 'waypoint' }>,
   dst: Destination,
   service: Service | undefined,
-  dstWorkload: Workload,
+  dstWorkload: Workload | undefined,
   pick: Picker,
 ): OutboundPlan {
   const gw = binding.gateway;
@@ -93,7 +94,6 @@ function viaWaypoint(
     expectedIdentity: local.spiffeIdOf(wp),
     dstWorkload,
     service,
-    viaWaypoint: true,
   };
 }
 
@@ -119,7 +119,6 @@ function toWorkload(
     expectedIdentity: local.spiffeIdOf(w),
     dstWorkload: w,
     service,
-    viaWaypoint: false,
   };
 }
 
@@ -139,12 +138,15 @@ export function planOutbound(
   if (service) {
     const port = service.ports.find((p) => p.port === dst.port && p.protocol === 'TCP');
     if (!port) return refuse(`service ${service.namespace}/${service.name} has no TCP port ${dst.port}`);
-    const endpoints = store.endpointsOf(service).filter((ep) => ep.targetPorts[dst.port] !== undefined);
     const binding = serviceWaypoint(store, service);
     if (binding.kind === 'missing')
       return refuse(
         `service ${service.namespace}/${service.name} is bound to waypoint ${binding.namespace}/${binding.name}, which does not exist`,
       );
+    // A waypoint does its own load balancing: service traffic goes to it before any endpoint is chosen,
+    // so no endpoint state (unknown pod, none ready) can route around it.
+    if (binding.kind === 'waypoint') return viaWaypoint(store, local, binding, dst, service, undefined, pick);
+    const endpoints = store.endpointsOf(service).filter((ep) => ep.targetPorts[dst.port] !== undefined);
     if (endpoints.length === 0)
       return refuse(
         `service ${service.namespace}/${service.name} has no ready endpoint for port ${dst.port}`,
@@ -152,7 +154,6 @@ export function planOutbound(
     const ep = endpoints[pick(endpoints.length)]!;
     const targetPort = ep.targetPorts[dst.port]!;
     const w = store.workloadByIp(ep.address);
-    if (binding.kind === 'waypoint' && w) return viaWaypoint(store, local, binding, dst, service, w, pick);
     if (!w)
       return {
         kind: 'passthrough',
@@ -211,6 +212,11 @@ export class OutboundProxy {
    */
   handle(socket: net.Socket, dst: Destination, ready: OutboundReady = noopReady): void {
     const { local, log } = this.#in;
+    // A reset from the application before or during setup is its business; it must not crash the agent.
+    socket.on('error', noopError);
+    // Bytes an entry point already exchanged (a SOCKS5 handshake) are not the application's.
+    const handshakeIn = socket.bytesRead;
+    const handshakeOut = socket.bytesWritten;
     const srcIp = unmapIpv4(socket.remoteAddress);
     const src = local.owning(srcIp);
     if (!src) {
@@ -249,7 +255,7 @@ export class OutboundProxy {
     if (plan.kind === 'passthrough') {
       result.decided({ verdict: 'passthrough', reason: plan.reason });
       this.#in.dial(plan.target.ip, plan.target.port, srcIp, CONNECT_TIMEOUT_MS).then(
-        (upstream) => this.#splice(socket, upstream, result, ready),
+        (upstream) => this.#splice(socket, upstream, result, ready, handshakeIn, handshakeOut),
         (err: unknown) => this.#failed(socket, result, ready, 'CONNECT', err),
       );
       return;
@@ -287,7 +293,7 @@ export class OutboundProxy {
       .then(
         (stream) => {
           result.decided({ verdict: 'allowed' });
-          this.#splice(socket, stream, result, ready);
+          this.#splice(socket, stream, result, ready, handshakeIn, handshakeOut);
         },
         (err: unknown) => {
           const flag: ResponseFlag =
@@ -301,9 +307,11 @@ export class OutboundProxy {
 
   #splice(
     socket: net.Socket,
-    upstream: import('node:stream').Duplex,
+    upstream: Duplex,
     result: ConnectionResult,
     ready: OutboundReady,
+    handshakeIn: number,
+    handshakeOut: number,
   ): void {
     if (socket.destroyed) {
       abort(upstream);
@@ -314,8 +322,8 @@ export class OutboundProxy {
     result.opened();
     pump(socket, upstream, (err) => {
       if (err) result.failed('-', errorMessage(err));
-      // Istio's source reporter counts from the client's side: sent = what the app sent.
-      result.close(socket.bytesRead, socket.bytesWritten);
+      // Request = what the application sent us; response = what we wrote back to it.
+      result.close(socket.bytesRead - handshakeIn, socket.bytesWritten - handshakeOut);
     });
   }
 
@@ -334,7 +342,12 @@ export class OutboundProxy {
 
 function refuseSocket(socket: net.Socket, ready: OutboundReady): void {
   ready(false);
-  if (!socket.writableEnded) socket.destroy();
+  // An entry point may have written a refusal (SOCKS5 reply): let it flush, then close for good —
+  // a half-open socket must not outlive the refusal however the client behaves.
+  if (socket.writableEnded) socket.destroySoon();
+  else socket.destroy();
 }
+
+function noopError(): void {}
 
 function noopReady(): void {}

@@ -214,7 +214,24 @@ export class HboneClientPool {
     }
     return new Promise((resolve, reject) => {
       let answered = false;
+      // The peer answers a CONNECT after its own upstream connect: bounded by the same timeout.
+      const timer = setTimeout(() => {
+        if (answered) return;
+        answered = true;
+        stream.close(h2c.NGHTTP2_CANCEL);
+        reject(
+          new WeftError(
+            'ERR_TUNNEL',
+            `no answer to CONNECT ${authority} from ${conn.keyId} within ${this.#timings.connectTimeoutMs} ms`,
+            {
+              peer: conn.keyId,
+            },
+          ),
+        );
+      }, this.#timings.connectTimeoutMs);
+      timer.unref();
       stream.once('close', () => {
+        clearTimeout(timer);
         conn.streamClosed();
         if (!answered)
           reject(
@@ -237,6 +254,8 @@ export class HboneClientPool {
           );
       });
       stream.once('response', (h) => {
+        clearTimeout(timer);
+        if (answered) return;
         answered = true;
         const status = Number(h[':status']);
         if (status === 200) return resolve(stream);

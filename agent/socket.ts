@@ -2,11 +2,12 @@
 // (Packet marks and transparent binds join here with capture.)
 import net from 'node:net';
 import { WeftError } from '../core/errors.js';
+import { canonicalIp } from '../core/model/ip.js';
 
 /** ztunnel's TCP keepalive: 180 s idle before probing. */
 const KEEPALIVE_IDLE_MS = 180_000;
 
-/** Options for proxied sockets: latency over batching, dead-peer detection, FIN passed through. */
+/** Options for proxied sockets: latency over batching, dead-peer detection. */
 export function tuneSocket(socket: net.Socket): void {
   socket.setNoDelay(true);
   socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
@@ -60,7 +61,32 @@ export type UpstreamDialer = (
 export const plainDialer: UpstreamDialer = (host, port, _sourceIp, timeoutMs) =>
   dialTcp(host, port, timeoutMs);
 
-/** Loopback addresses are never a destination the agent dials on a workload's behalf. */
+/**
+ * Addresses that mean "this host" (loopback, unspecified), in any spelling a client can produce:
+ * 127/8, 0/8, ::, ::1, and their IPv4-mapped forms (`::ffff:127.0.0.1`, `::ffff:7f00:1`). Never a
+ * destination the agent dials on a workload's behalf.
+ */
 export function isLoopback(ip: string): boolean {
-  return ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.');
+  const v4 = ipv4Of(ip);
+  if (v4 !== undefined) return v4 >>> 24 === 127 || v4 >>> 24 === 0;
+  const canonical = canonicalIp(ip);
+  return canonical === '::' || canonical === '::1';
+}
+
+/** The IPv4 address (as a number) of a dotted or IPv4-mapped IPv6 address, else undefined. */
+function ipv4Of(ip: string): number | undefined {
+  const canonical = canonicalIp(ip);
+  if (canonical === undefined) return undefined;
+  let text = canonical;
+  if (text.startsWith('::ffff:')) {
+    const tail = text.slice(7);
+    if (tail.includes('.')) text = tail;
+    else {
+      const [hi, lo] = tail.split(':').map((h) => parseInt(h, 16));
+      if (hi === undefined || lo === undefined || Number.isNaN(hi) || Number.isNaN(lo)) return undefined;
+      return ((hi << 16) | lo) >>> 0;
+    }
+  }
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(text)) return undefined;
+  return text.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
 }

@@ -24,7 +24,6 @@ const ATYP_IPV6 = 0x04;
 export const REPLY = {
   succeeded: 0x00,
   generalFailure: 0x01,
-  notAllowed: 0x02,
   hostUnreachable: 0x04,
   commandNotSupported: 0x07,
   addressTypeNotSupported: 0x08,
@@ -81,6 +80,8 @@ function ipv6Text(b: Buffer): string {
   return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
 }
 
+const NO_ACCEPTABLE_METHOD = Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]);
+
 function reply(code: number): Buffer {
   // BND.ADDR/BND.PORT are not meaningful for a tunnelled connection: 0.0.0.0:0.
   return Buffer.from([VERSION, code, 0x00, ATYP_IPV4, 0, 0, 0, 0, 0, 0]);
@@ -116,7 +117,8 @@ class Socks5Handshake {
       if (g.kind === 'error') return this.fail(g.reply, g.reason, false);
       if (g.kind !== 'greeting') return;
       if (!g.noAuth) {
-        this.socket.end(Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]));
+        this.socket.end(NO_ACCEPTABLE_METHOD);
+        this.socket.destroySoon();
         return;
       }
       this.socket.write(Buffer.from([VERSION, METHOD_NO_AUTH]));
@@ -143,8 +145,11 @@ class Socks5Handshake {
   fail(code: number, reason: string, withReply = true): void {
     clearTimeout(this.#timer);
     this.log.debug({ 'src.addr': this.socket.remoteAddress, reason }, 'socks5 handshake refused');
-    if (withReply) this.socket.end(reply(code));
-    else this.socket.destroy();
+    if (withReply) {
+      this.socket.end(reply(code));
+      // The server allows half-open sockets; a refused client must not keep one open by never closing.
+      this.socket.destroySoon();
+    } else this.socket.destroy();
   }
 }
 

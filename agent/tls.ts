@@ -41,9 +41,9 @@ export function hboneServerTlsOptions(cert: WorkloadCertificate): tls.TlsOptions
     rejectUnauthorized: true,
     ALPNProtocols: [ALPN_H2],
     handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-    // No resumption: every tunnel proves both identities afresh (ztunnel disables it too).
+    // Clients never resume (the pool passes no session, as ztunnel), so every tunnel proves both
+    // identities afresh; tickets the server may still issue go unused.
     sessionTimeout: 0,
-    ticketKeys: undefined,
   };
 }
 

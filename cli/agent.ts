@@ -11,6 +11,8 @@ import { SOCKS5_PORT } from '../agent/socks5.js';
 import { HBONE_PORT } from '../core/hbone/settings.js';
 import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
 import {
+  closeWithin,
+  CLOSE_DEADLINE_MS,
   durationSecondsFlag,
   hostPortFlag,
   optionalHostPortFlag,
@@ -60,7 +62,9 @@ async function run(argv: string[]): Promise<void> {
   });
   const sig = await untilSignal();
   componentLogger('agent').info({ signal: sig }, 'agent stopping');
-  await agent.close();
+  await closeWithin(() => agent.close(), CLOSE_DEADLINE_MS);
+  // Exit now: a torn-down HTTP/2 session can keep Node's handle cleanup spinning at a natural exit.
+  process.exit(0);
 }
 
 export async function agentCommand(argv: string[]): Promise<void> {

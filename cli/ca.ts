@@ -15,6 +15,8 @@ import {
 import { createNodeToken, NODE_TOKENS_FILE } from '../ca/node-tokens.js';
 import { SELF_SIGNED_FILES, PLUGIN_FILES } from '../ca/authority.js';
 import {
+  closeWithin,
+  CLOSE_DEADLINE_MS,
   durationSecondsFlag,
   hostPortFlag,
   listFlag,
@@ -64,8 +66,11 @@ async function serve(argv: string[]): Promise<void> {
   });
   const sig = await untilSignal();
   log.info({ signal: sig }, 'ca stopping');
-  await ca.close();
-  await source.stop();
+  await closeWithin(async () => {
+    await ca.close();
+    await source.stop();
+  }, CLOSE_DEADLINE_MS);
+  process.exit(0);
 }
 
 function tokenCreate(argv: string[]): void {

@@ -80,3 +80,13 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.once('SIGTERM', on);
   });
 }
+
+/** How long a stopping process waits for its parts to close before exiting anyway. */
+export const CLOSE_DEADLINE_MS = 5_000;
+
+/** Runs `close`, but gives up waiting after `deadlineMs` (a stop must not hang on one stuck handle). */
+export async function closeWithin(close: () => Promise<void>, deadlineMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
+  clearTimeout(timer);
+}

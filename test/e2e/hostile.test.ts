@@ -334,11 +334,18 @@ t.test(
           `${mode}: the connection kept open after GOAWAY was closed by the server after ${String(r.closed_after)} s`,
         );
       }
+      let last: unknown;
       const settled = await waitFor('the attacks to be released', async () => {
         const now = { tunnels: await inboundTunnels(), workload: await workloadConnections() };
+        last = now;
         return now.tunnels === baseline.tunnels && now.workload === baseline.workload ? now : undefined;
       }).catch(() => undefined);
-      t.ok(settled, 'only the held tunnels remain, on the agent and at the workload');
+      t.ok(
+        settled,
+        `only the held tunnels remain, on the agent and at the workload (last seen ${JSON.stringify(last)}; ${
+          (await lab.httpGet(1, 'http://127.0.0.1:15000/config_dump')) ?? ''
+        })`,
+      );
       await stillHealthy(t, 'all attacks');
     });
   },

@@ -33,7 +33,7 @@ import {
   SERVER_SESSION_OPTIONS,
   HBONE_PORT,
 } from '../core/hbone/settings.js';
-import { formatSpiffeId, type SpiffeIdentity } from '../core/spiffe.js';
+import { formatSpiffeId, parseSpiffeId, type SpiffeIdentity } from '../core/spiffe.js';
 import type { Workload } from '../core/model/workload.js';
 import type { TcpMetrics, ResponseFlag } from '../core/telemetry/tcp-metrics.js';
 import { errorMessage, WeftError } from '../core/errors.js';
@@ -164,7 +164,8 @@ interface SessionInfo {
 
 export class HboneInbound {
   readonly #in: InboundInputs;
-  readonly #tcp: net.Server;
+  /** The listening sockets: :15008 on an address, and/or capture's transparent :15008. */
+  readonly #listeners: net.Server[] = [];
   /** One TLS/H2 server per local workload, each presenting that workload's certificate. */
   readonly #servers = new Map<string, PresentedServer>();
   readonly #sessions = new WeakMap<Http2Session, SessionInfo>();
@@ -175,19 +176,103 @@ export class HboneInbound {
     this.#in = inputs;
     this.onTcpConnection = this.onTcpConnection.bind(this);
     this.onStream = this.onStream.bind(this);
-    this.#tcp = net.createServer({ pauseOnConnect: true }, this.onTcpConnection);
   }
 
   async listen(host: string, port = HBONE_PORT): Promise<HostPort> {
+    const server = await this.#listen((srv, cb) => srv.listen(port, host, cb));
+    return { host, port: (server.address() as net.AddressInfo).port };
+  }
+
+  /** Serves an already-bound listening socket (capture's transparent listener). */
+  async listenFd(fd: number): Promise<void> {
+    await this.#listen((srv, cb) => srv.listen({ fd }, cb));
+  }
+
+  async #listen(start: (server: net.Server, cb: () => void) => void): Promise<net.Server> {
+    const server = net.createServer({ pauseOnConnect: true }, this.onTcpConnection);
     await new Promise<void>((resolve, reject) => {
-      this.#tcp.once('error', reject);
-      this.#tcp.listen(port, host, () => {
-        this.#tcp.off('error', reject);
+      server.once('error', reject);
+      start(server, () => {
+        server.off('error', reject);
         resolve();
       });
     });
-    const addr = this.#tcp.address() as net.AddressInfo;
-    return { host, port: addr.port };
+    this.#listeners.push(server);
+    return server;
+  }
+
+  /**
+   * A tunnel whose two ends are on this node: the same admission, policy and delivery as a CONNECT
+   * from another node, without TLS (the bytes never leave the node). `socket` is the source pod's
+   * captured connection; `answer` learns whether the workload was reached.
+   */
+  deliverLocal(socket: net.Socket, src: Workload, authority: string, answer: (ok: boolean) => void): void {
+    const target = parseHboneAuthority(authority);
+    const presented = target && this.#in.local.owning(target.ip);
+    const srcIp = src.podIps[0] ?? unmapIpv4(socket.remoteAddress);
+    const srcId = this.#in.local.spiffeIdOf(src);
+    const result = new ConnectionResult(this.#in.metrics, this.#in.log, {
+      direction: 'inbound',
+      srcAddr: formatHboneAuthority(srcIp, socket.remotePort ?? 0),
+      src,
+      srcIdentity: srcId,
+      dstAddr: authority,
+      dstHboneAddr: authority,
+      dst: presented,
+      dstIdentity: presented && this.#in.local.spiffeIdOf(presented),
+      service: undefined,
+      clusterDomain: this.#in.local.store.clusterDomain,
+    });
+    if (!presented) {
+      result.failed('CONNECT', `${authority} is not a workload of this node`);
+      result.close(0, 0);
+      answer(false);
+      return;
+    }
+    const peer: PeerInfo = { ip: srcIp, port: socket.remotePort ?? 0, identity: parseSpiffeId(srcId) };
+    const decision = admitInbound(
+      this.#in.local,
+      this.#in.authorizer,
+      this.#in.agentPorts,
+      presented,
+      { ':method': 'CONNECT', ':authority': authority },
+      peer,
+    );
+    if (decision.kind === 'refuse') {
+      result.decided({
+        verdict: 'denied',
+        policy: decision.verdict?.policy,
+        rule: decision.verdict?.rule,
+        reason: decision.reason,
+      });
+      result.failed(decision.flag, decision.reason);
+      result.close(0, 0);
+      answer(false);
+      return;
+    }
+    result.decided({
+      verdict: 'allowed',
+      policy: decision.verdict.policy,
+      rule: decision.verdict.rule,
+      reason: decision.verdict.message,
+    });
+    const entry = this.#in.connections.register(presented, decision.conn, socket, result);
+    deliver(
+      this.#in.dial,
+      { ip: decision.target.ip, port: decision.target.port, sourceIp: srcIp },
+      socket,
+      entry,
+      result,
+      {
+        connected: () => {
+          if (socket.destroyed) return false;
+          answer(true);
+          return true;
+        },
+        unreachable: () => answer(false),
+      },
+      this.#in.log,
+    );
   }
 
   onTcpConnection(socket: net.Socket): void {
@@ -398,7 +483,7 @@ export class HboneInbound {
 
   /** Stops accepting and tears down every session (their tunnels are reset). */
   async close(): Promise<void> {
-    this.#tcp.close();
+    for (const l of this.#listeners) l.close();
     for (const { server } of this.#servers.values()) server.close();
     this.#servers.clear();
     for (const session of this.#live) session.destroy();

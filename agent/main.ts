@@ -22,6 +22,13 @@ import { HboneClientPool } from './pool.js';
 import { OutboundProxy } from './outbound.js';
 import { Socks5Server } from './socks5.js';
 import { plainDialer } from './socket.js';
+import { createServer as netCreateServer } from 'node:net';
+import { Gauge } from 'prom-client';
+import { systemClock } from '../core/clock.js';
+import { Capture, markedDialer } from './capture.js';
+import { EnrolmentController } from './enrolment.js';
+import { PlaintextInbound } from './inbound-plaintext.js';
+import { unmapIpv4 } from './workloads.js';
 
 export const DEFAULT_ADMIN_PORT = 15000;
 export const DEFAULT_METRICS_PORT = 15020;
@@ -45,6 +52,8 @@ export interface AgentOptions {
   readonly readinessListen: HostPort | null;
   readonly hboneListen: HostPort | null;
   readonly socksListen: HostPort | null;
+  /** Transparent capture (root, eBPF); null runs without it (SOCKS5 entry only). */
+  readonly capture: { readonly pinDir: string; readonly bpffs: string } | null;
   /** Tests may pass their own CA client; by default a GrpcCaClient from `ca`. */
   readonly caClient?: CaClient;
 }
@@ -60,6 +69,19 @@ export interface AgentHandle {
   readonly connections: ConnectionRegistry;
   readonly pool: HboneClientPool;
   close(): Promise<void>;
+}
+
+/** The BPF counters as a gauge read at scrape time (they are kernel-side totals). */
+function registerCaptureMetrics(registry: Registry, capture: Capture): void {
+  new Gauge({
+    name: 'weft_capture_packets',
+    help: 'eBPF capture counters (packets), by counter',
+    labelNames: ['counter'],
+    registers: [registry],
+    collect() {
+      for (const [counter, value] of Object.entries(capture.stats())) this.set({ counter }, value);
+    },
+  });
 }
 
 async function listenHttp(server: Server, addr: HostPort): Promise<HostPort> {
@@ -86,8 +108,13 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const authorizer = new PolicyAuthorizer(store);
   const connections = new ConnectionRegistry(store, authorizer, componentLogger('agent.connections'));
   const pool = new HboneClientPool(componentLogger('agent.pool'));
-  // Without capture the agent dials from its own address; capture swaps in a transparent, marked dialer.
-  const dial = plainDialer;
+  // Capture first: where the kernel cannot capture, the agent refuses to start rather than let an
+  // enrolled pod's traffic go out in plaintext.
+  const capture = options.capture
+    ? await Capture.start(options.capture, componentLogger('agent.capture'))
+    : null;
+  // Without capture the agent dials from its own address; with it, transparently and marked.
+  const dial = capture ? markedDialer : plainDialer;
   const agentPorts = new Set<number>([
     ...DEFAULT_AGENT_PORTS,
     ...[
@@ -112,6 +139,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   });
   const outbound = new OutboundProxy({
     dial,
+    ...(capture && { sameNode: inbound.deliverLocal.bind(inbound) }),
     local,
     certificates,
     pool,
@@ -119,6 +147,19 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     log: componentLogger('agent.outbound'),
   });
   const socks = new Socks5Server(outbound, componentLogger('agent.socks5'));
+  const plaintext = new PlaintextInbound({
+    local,
+    authorizer,
+    connections,
+    metrics,
+    dial,
+    agentPorts,
+    log: componentLogger('agent.inbound-plaintext'),
+  });
+  const enrolment = capture
+    ? new EnrolmentController(local, capture.table(), systemClock, componentLogger('agent.enrolment'))
+    : null;
+  if (capture) registerCaptureMetrics(registry, capture);
   let configLoaded = false;
 
   // On every config change: keep certificates for exactly this node's enrolled pods, and close live
@@ -127,6 +168,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     certificates.setWanted(identitiesForNode(store, options.nodeName, options.trustDomain));
     connections.recheck();
     inbound.prune();
+    capture?.attachInterfaces();
+    enrolment?.sync();
   };
   store.on('applied', onApplied);
 
@@ -151,6 +194,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
         inbound: connections.describe(),
       },
       rejectedConfig: store.allRejections().map(formatRejection),
+      capture: capture && { enrolled: enrolment?.snapshot(), counters: capture.stats() },
     }),
     certificates: () => ({ node: options.nodeName, certificates: certificates.status() }),
   });
@@ -176,6 +220,20 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     ? await inbound.listen(options.hboneListen.host, options.hboneListen.port)
     : null;
   const socksAddress = options.socksListen ? await socks.listen(options.socksListen) : null;
+  const captureServers: Server[] = [];
+  if (capture) {
+    const fds = capture.listen();
+    const outboundServer = netCreateServer({ allowHalfOpen: true }, (s) =>
+      outbound.handle(s, { ip: unmapIpv4(s.localAddress), port: s.localPort ?? 0 }),
+    );
+    const plaintextServer = netCreateServer({ allowHalfOpen: true }, (s) => plaintext.handle(s));
+    await new Promise<void>((resolve) => outboundServer.listen({ fd: fds.outbound }, resolve));
+    await new Promise<void>((resolve) => plaintextServer.listen({ fd: fds.plaintext }, resolve));
+    await inbound.listenFd(fds.hbone);
+    captureServers.push(outboundServer as unknown as Server, plaintextServer as unknown as Server);
+    // Only now, with every listener serving, does the kernel start steering new connections to them.
+    capture.publish(fds);
+  }
   log.info(
     {
       node: options.nodeName,
@@ -202,6 +260,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       await source.stop();
       store.off('applied', onApplied);
       socks.close();
+      enrolment?.close();
+      for (const s of captureServers) s.close();
       await inbound.close();
       pool.close();
       certificates.close();

@@ -190,6 +190,16 @@ export interface OutboundInputs {
   readonly log: Logger;
   /** Passthrough connections: from the pod's own address when capture allows it. */
   readonly dial: UpstreamDialer;
+  /**
+   * Tunnels to a pod on this same node (capture only: the agent's own dial to a local pod's :15008
+   * crosses no capture hook, so it cannot go through the HBONE listener).
+   */
+  readonly sameNode?: (
+    socket: net.Socket,
+    src: Workload,
+    authority: string,
+    answer: (ok: boolean) => void,
+  ) => void;
   readonly pick?: Picker;
 }
 
@@ -258,6 +268,20 @@ export class OutboundProxy {
         (upstream) => this.#splice(socket, upstream, result, ready, handshakeIn, handshakeOut),
         (err: unknown) => this.#failed(socket, result, ready, 'CONNECT', err),
       );
+      return;
+    }
+    if (this.#in.sameNode && local.owning(plan.nextHop.ip)) {
+      // Both ends on this node: the inbound side's checks run in-process; bytes never leave the node.
+      result.decided({ verdict: 'allowed', reason: 'same-node tunnel' });
+      this.#in.sameNode(socket, src, plan.authority, (ok) => {
+        if (!ok)
+          return this.#failed(socket, result, ready, 'CONNECT', new Error('refused by the destination side'));
+        ready(true);
+        result.opened();
+        socket.once('close', () =>
+          result.close(socket.bytesRead - handshakeIn, socket.bytesWritten - handshakeOut),
+        );
+      });
       return;
     }
     const names = workloadNames(src);

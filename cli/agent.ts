@@ -8,6 +8,7 @@ import {
   DEFAULT_READINESS_PORT,
 } from '../agent/main.js';
 import { SOCKS5_PORT } from '../agent/socks5.js';
+import { DEFAULT_PIN_DIR } from '../ebpf-redirect/index.js';
 import { HBONE_PORT } from '../core/hbone/settings.js';
 import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
 import {
@@ -25,7 +26,8 @@ import {
 export const AGENT_USAGE = `weft agent run --node NODE --config file:DIR --ca-root FILE --token-file FILE
                [--ca-address HOST:PORT] [--ca-server-name NAME] [--trust-domain TD] [--cert-ttl 24h]
                [--admin 127.0.0.1:15000] [--hbone 0.0.0.0:15008] [--socks5 127.0.0.1:15080]
-               [--metrics 0.0.0.0:15020] [--readiness 0.0.0.0:15021]   (any listener: off)`;
+               [--metrics 0.0.0.0:15020] [--readiness 0.0.0.0:15021]   (any listener: off)
+               [--capture [--bpffs /sys/fs/bpf] [--bpf-pin-dir /sys/fs/bpf/weft/v1]]   (root; eBPF)`;
 
 async function run(argv: string[]): Promise<void> {
   const f = parseFlags(argv, {
@@ -42,6 +44,9 @@ async function run(argv: string[]): Promise<void> {
     socks5: { type: 'string' },
     metrics: { type: 'string' },
     readiness: { type: 'string' },
+    capture: { type: 'boolean' },
+    bpffs: { type: 'string' },
+    'bpf-pin-dir': { type: 'string' },
   });
   const agent = await startAgent({
     nodeName: stringFlag(f, 'node'),
@@ -59,6 +64,13 @@ async function run(argv: string[]): Promise<void> {
     socksListen: optionalHostPortFlag(f, 'socks5', `127.0.0.1:${SOCKS5_PORT}`),
     metricsListen: optionalHostPortFlag(f, 'metrics', `0.0.0.0:${DEFAULT_METRICS_PORT}`),
     readinessListen: optionalHostPortFlag(f, 'readiness', `0.0.0.0:${DEFAULT_READINESS_PORT}`),
+    capture:
+      f.capture === true
+        ? {
+            bpffs: stringFlag(f, 'bpffs', '/sys/fs/bpf'),
+            pinDir: stringFlag(f, 'bpf-pin-dir', DEFAULT_PIN_DIR),
+          }
+        : null,
   });
   const sig = await untilSignal();
   componentLogger('agent').info({ signal: sig }, 'agent stopping');

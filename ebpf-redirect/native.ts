@@ -177,9 +177,14 @@ export function connectMarked(
   const fd = addon.socketWithMark(options.mark, options.sourceIp);
   let socket: Socket;
   try {
-    socket = new Socket({ fd, readable: true, writable: true, manualStart: true } as ConstructorParameters<
-      typeof Socket
-    >[0]);
+    // allowHalfOpen: a proxied connection carries FIN in each direction separately.
+    socket = new Socket({
+      fd,
+      readable: true,
+      writable: true,
+      allowHalfOpen: true,
+      manualStart: true,
+    } as ConstructorParameters<typeof Socket>[0]);
   } catch (err) {
     addon.closeFd(fd);
     throw err;

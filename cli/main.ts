@@ -5,6 +5,8 @@ import { caCommand, CA_USAGE } from './ca.js';
 import { agentCommand, AGENT_USAGE } from './agent.js';
 import { demoCommand, DEMO_USAGE } from './demo.js';
 import { benchCommand, BENCH_USAGE } from './bench.js';
+import { labCommand, LAB_USAGE } from './lab.js';
+import { applyCommand, labelCommand, APPLY_USAGE } from './apply.js';
 import { UsageError } from './flags.js';
 
 const USAGE = `usage: weft <command> …
@@ -12,7 +14,9 @@ const USAGE = `usage: weft <command> …
 ${CA_USAGE}
 ${AGENT_USAGE}
 ${DEMO_USAGE}
-${BENCH_USAGE}`;
+${BENCH_USAGE}
+${LAB_USAGE}
+${APPLY_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -28,6 +32,12 @@ async function main(argv: string[]): Promise<number> {
         return await benchCommand(rest);
       case 'demo':
         return await demoCommand(rest);
+      case 'lab':
+        return await labCommand(rest);
+      case 'apply':
+        return applyCommand(rest);
+      case 'label':
+        return labelCommand(rest);
       case undefined:
       case 'help':
       case '--help':

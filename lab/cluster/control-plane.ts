@@ -1,0 +1,138 @@
+// The mesh's own processes in the lab: the CA in node 1's namespace, listening on node 1's uplink IP,
+// and one agent per node in that node's namespace, all fed by the lab's manifest folder. The argument
+// lists are built in one place each (`caArgs`, `agentArgs`), so adding a flag is a one-line change.
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { createNodeToken, NODE_TOKENS_FILE } from '../../ca/node-tokens.js';
+import { formatHostPort } from '../../core/address.js';
+import { CA_SERVER_NAME } from '../ca-process.js';
+import { weftCliPath } from '../processes.js';
+import { spawnInNetns } from './children.js';
+import type { LabNodePlan, LabPlan } from './plan.js';
+
+const execFileAsync = promisify(execFile);
+
+/** The parts start in about a second; 20 s means something is wrong (the log says what). */
+export const START_TIMEOUT_MS = 20_000;
+const PROBE_INTERVAL_MS = 100;
+/** Lines of a part's log quoted when it fails to start. */
+const LOG_TAIL_LINES = 15;
+/** Agents' readiness endpoint inside their node's namespace (agent default port). */
+export const AGENT_READY_URL = 'http://127.0.0.1:15021/healthz/ready';
+
+/** `weft ca serve …` for the lab's CA. */
+export function caArgs(lab: LabPlan): string[] {
+  return [
+    'ca',
+    'serve',
+    '--dir',
+    lab.caDir,
+    '--config',
+    `file:${lab.manifestsDir}`,
+    '--listen',
+    formatHostPort(lab.ca.grpc),
+    '--http-listen',
+    formatHostPort(lab.ca.http),
+  ];
+}
+
+/**
+ * `weft agent run …` for the agent of `node`. The one place the lab decides how an agent runs: its
+ * listeners keep the agent defaults (admin 127.0.0.1:15000, HBONE :15008, metrics :15020, readiness
+ * :15021), each in its node's own namespace.
+ */
+export function agentArgs(node: LabNodePlan, lab: LabPlan): string[] {
+  return [
+    'agent',
+    'run',
+    '--node',
+    node.name,
+    '--config',
+    `file:${lab.manifestsDir}`,
+    '--ca-address',
+    formatHostPort(lab.ca.grpc),
+    // TLS SNI may not carry an IP (RFC 6066): verify the CA by the DNS name its certificate carries.
+    '--ca-server-name',
+    CA_SERVER_NAME,
+    '--ca-root',
+    lab.ca.rootCertFile,
+    '--token-file',
+    node.tokenFile,
+  ];
+}
+
+/** Starts `weft <args>` from this build in node namespace `netns`, sharing the machine's mounts. */
+export function spawnWeftInNetns(netns: string, args: readonly string[], log: string): ChildProcess {
+  return spawnInNetns(netns, [process.execPath, weftCliPath(), ...args], { log, as: 'node' });
+}
+
+export function startCa(lab: LabPlan): ChildProcess {
+  mkdirSync(lab.caDir, { recursive: true });
+  return spawnWeftInNetns(lab.nodes[lab.ca.nodeIndex]!.netns, caArgs(lab), lab.ca.log);
+}
+
+/** Writes node `node`'s bootstrap token (the CA must have created its state directory). */
+export function writeNodeToken(lab: LabPlan, node: LabNodePlan): void {
+  mkdirSync(lab.tokensDir, { recursive: true });
+  writeFileSync(node.tokenFile, `${createNodeToken(join(lab.caDir, NODE_TOKENS_FILE), node.name)}\n`, {
+    mode: 0o600,
+  });
+}
+
+export function startAgent(lab: LabPlan, node: LabNodePlan): ChildProcess {
+  return spawnWeftInNetns(node.netns, agentArgs(node, lab), node.agentLog);
+}
+
+/** GET `url` from inside `netns`; true on a 2xx answer. */
+export async function httpOkInNetns(netns: string, url: string): Promise<boolean> {
+  try {
+    await execFileAsync('ip', [
+      'netns',
+      'exec',
+      netns,
+      'curl',
+      '-sf',
+      '-o',
+      '/dev/null',
+      '--max-time',
+      '2',
+      url,
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Polls `probe` until true. Fails at once when `child` exits, and after `timeoutMs`; either way the
+ * error quotes the end of `log`.
+ */
+export async function waitUntilReady(
+  what: string,
+  probe: () => Promise<boolean>,
+  child: ChildProcess,
+  log: string,
+  timeoutMs = START_TIMEOUT_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) while starting${logTail(log)}`);
+    if (await probe()) return;
+    await sleep(PROBE_INTERVAL_MS);
+  }
+  throw new Error(`${what} not ready after ${timeoutMs} ms${logTail(log)}`);
+}
+
+export function logTail(log: string, lines = LOG_TAIL_LINES): string {
+  try {
+    const tail = readFileSync(log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return tail === '' ? ` (log ${log} is empty)` : `; the end of ${log}:\n${tail}`;
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,139 @@
+// `weft lab run`: the lab's controller process. Wiring only: records itself in the state file, builds
+// the network, starts the CA and the agents, then runs the pod controller on the manifest folder until
+// SIGTERM/SIGINT, when it stops everything it started and removes its namespaces. `weft lab up` starts
+// this process in the background and waits for the state file to say `ready`.
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { formatHostPort } from '../../core/address.js';
+import { errorMessage } from '../../core/errors.js';
+import { componentLogger } from '../../core/log.js';
+import { FileSource } from '../../core/sources/file.js';
+import { ConfigStore } from '../../core/store.js';
+import { stopChildGroup } from './children.js';
+import {
+  AGENT_READY_URL,
+  httpOkInNetns,
+  startAgent,
+  startCa,
+  waitUntilReady,
+  writeNodeToken,
+} from './control-plane.js';
+import { PodController } from './controller.js';
+import { planLab, type LabOptions } from './plan.js';
+import { isRunning, readLabState, recordProcess } from './state.js';
+import { initialLabState, LabStateWriter } from './state-writer.js';
+import { sweepLab } from './teardown.js';
+import { createFabric, createNode } from './topology.js';
+
+const log = componentLogger('lab');
+/** How long the first pods may take to get addresses and open their ports before the lab says ready. */
+const PODS_SETTLE_TIMEOUT_MS = 30_000;
+
+class Stopped extends Error {}
+
+export async function runLab(options: LabOptions): Promise<number> {
+  const plan = planLab(options);
+  const previous = readLabState(plan.dir);
+  if (previous?.controller && previous.controller.pid !== process.pid && isRunning(previous.controller))
+    throw new Error(`a lab (id ${previous.id}) is already running in ${plan.dir}`);
+  for (const d of [plan.manifestsDir, plan.podLogsDir, plan.tokensDir]) mkdirSync(d, { recursive: true });
+  const state = new LabStateWriter(
+    plan.dir,
+    initialLabState(plan, options, recordProcess('controller', process.pid)),
+  );
+
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log.info({ signal }, 'lab stopping');
+    stop.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const checkpoint = (): void => {
+    if (stop.signal.aborted) throw new Stopped('stopped while starting');
+  };
+
+  const parts: ChildProcess[] = [];
+  let source: FileSource | undefined;
+  let controller: PodController | undefined;
+  const track = (name: string, child: ChildProcess, netns: string, onExit?: () => void): void => {
+    parts.push(child);
+    if (child.pid === undefined) return;
+    const record = recordProcess(name, child.pid, netns);
+    state.process(record, null);
+    child.once('exit', (code, signal) => {
+      state.process(null, record);
+      onExit?.();
+      if (!stop.signal.aborted) log.error({ part: name, code, signal }, 'part exited');
+    });
+  };
+
+  let exitCode = 0;
+  try {
+    await createFabric(plan, state);
+    for (const node of plan.nodes) await createNode(plan, node, state);
+    checkpoint();
+
+    const caNode = plan.nodes[plan.ca.nodeIndex]!;
+    const ca = startCa(plan);
+    track('ca', ca, caNode.netns, () => state.update({ ca: { ...state.state.ca, process: null } }));
+    if (ca.pid !== undefined)
+      state.update({ ca: { ...state.state.ca, process: recordProcess('ca', ca.pid, caNode.netns) } });
+    await waitUntilReady(
+      'the CA',
+      () => httpOkInNetns(caNode.netns, `http://${formatHostPort(plan.ca.http)}/healthz/ready`),
+      ca,
+      plan.ca.log,
+    );
+    checkpoint();
+
+    const agents = plan.nodes.map((node) => {
+      writeNodeToken(plan, node);
+      const agent = startAgent(plan, node);
+      const name = `agent-${node.name}`;
+      track(name, agent, node.netns, () => state.setAgent(node.name, null));
+      if (agent.pid !== undefined) state.setAgent(node.name, recordProcess(name, agent.pid, node.netns));
+      return { node, agent };
+    });
+    for (const { node, agent } of agents)
+      await waitUntilReady(
+        `the agent of ${node.name}`,
+        () => httpOkInNetns(node.netns, AGENT_READY_URL),
+        agent,
+        node.agentLog,
+      );
+    checkpoint();
+
+    const store = new ConfigStore();
+    source = new FileSource(plan.manifestsDir);
+    await source.start(store);
+    controller = new PodController(plan, store, state);
+    controller.start();
+    if (!(await controller.settle(PODS_SETTLE_TIMEOUT_MS)))
+      log.warn({ timeoutMs: PODS_SETTLE_TIMEOUT_MS }, 'pods still starting; the lab is up anyway');
+    checkpoint();
+    state.update({ phase: 'ready' });
+    log.info({ id: plan.id, dir: plan.dir }, 'lab ready');
+    await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+  } catch (err) {
+    if (!(err instanceof Stopped)) {
+      exitCode = 1;
+      log.error({ error: errorMessage(err) }, 'lab failed');
+      state.update({ phase: 'failed', error: errorMessage(err) });
+    }
+  }
+
+  // Stop in the reverse order of starting: pods, then the config source, agents and CA, then the network.
+  if (state.state.phase !== 'failed') state.update({ phase: 'stopping' });
+  stop.abort();
+  await controller
+    ?.stop()
+    .catch((err: unknown) => log.error({ error: errorMessage(err) }, 'stopping pods failed'));
+  await source?.stop();
+  await Promise.all(parts.map((child) => stopChildGroup(child)));
+  await sweepLab(state.state, process.pid);
+  state.update({ phase: exitCode === 0 ? 'stopped' : 'failed', processes: [], pods: [] });
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  return exitCode;
+}

@@ -3,8 +3,8 @@
 // rest of the agent a dialer whose sockets are marked (never re-captured) and carry the original
 // client's address. Refuses to start, with the reasons, where the kernel cannot capture: an enrolled
 // pod's traffic must never leave in plaintext because capture silently did not happen.
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type net from 'node:net';
 import { promisify } from 'node:util';
 import {
@@ -46,6 +46,21 @@ export interface CaptureListenerFds {
 
 async function ip(...args: readonly string[]): Promise<void> {
   await execFileAsync('ip', args);
+}
+
+/**
+ * The interfaces of this process's network namespace. Not /sys/class/net: a process that entered the
+ * namespace with `nsenter --net` still sees the /sys of the namespace it came from.
+ */
+function linkNames(): string[] {
+  const out = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+  const names: string[] = [];
+  for (const line of out.split('\n')) {
+    // `3: wp1a2b3c@if2: <BROADCAST,…` — the name ends at '@' (veth peer) or ':'.
+    const m = /^\d+:\s+([^:@\s]+)/.exec(line);
+    if (m) names.push(m[1]!);
+  }
+  return names;
 }
 
 /** Whether a bpf filesystem is mounted at `path` (start-up only). */
@@ -122,7 +137,7 @@ export class Capture {
    * called at start and on each config change. Cheap when nothing is new.
    */
   attachInterfaces(): void {
-    for (const name of readdirSync('/sys/class/net')) {
+    for (const name of linkNames()) {
       if (this.#skip.has(name)) continue;
       let index: number;
       try {

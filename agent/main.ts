@@ -216,9 +216,12 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   await source.start(store);
   configLoaded = true;
   onApplied();
-  const hboneAddress = options.hboneListen
-    ? await inbound.listen(options.hboneListen.host, options.hboneListen.port)
-    : null;
+  // With capture, HBONE arrives on the transparent :15008 (steered by the kernel, local address = the
+  // pod's); a plain listener on the same port would only collide with it.
+  const hboneAddress =
+    options.hboneListen && !capture
+      ? await inbound.listen(options.hboneListen.host, options.hboneListen.port)
+      : null;
   const socksAddress = options.socksListen ? await socks.listen(options.socksListen) : null;
   const captureServers: Server[] = [];
   if (capture) {

@@ -58,4 +58,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// A failed start may leave listeners or timers behind; a half-started daemon must not linger.
+if (code !== 0) process.exit(code);
+process.exitCode = code;

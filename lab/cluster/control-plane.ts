@@ -1,6 +1,7 @@
 // The mesh's own processes in the lab: the CA in node 1's namespace, listening on node 1's uplink IP,
 // and one agent per node in that node's namespace, all fed by the lab's manifest folder. The argument
 // lists are built in one place each (`caArgs`, `agentArgs`), so adding a flag is a one-line change.
+import { labBpfPinRoot } from './names.js';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -61,7 +62,20 @@ export function agentArgs(node: LabNodePlan, lab: LabPlan): string[] {
     lab.ca.rootCertFile,
     '--token-file',
     node.tokenFile,
+    // Transparent capture: each agent pins its programs and maps in its own directory of the lab.
+    '--capture',
+    '--bpffs',
+    LAB_BPFFS,
+    '--bpf-pin-dir',
+    agentPinDir(lab, node),
   ];
+}
+
+/** The bpf filesystem the lab's agents pin into (mounted by the lab in the machine's mount namespace). */
+export const LAB_BPFFS = '/sys/fs/bpf';
+
+export function agentPinDir(lab: LabPlan, node: LabNodePlan): string {
+  return `${labBpfPinRoot(lab.id)}/${node.name}`;
 }
 
 /** Starts `weft <args>` from this build in node namespace `netns`, sharing the machine's mounts. */

@@ -2,8 +2,10 @@
 // the network, starts the CA and the agents, then runs the pod controller on the manifest folder until
 // SIGTERM/SIGINT, when it stops everything it started and removes its namespaces. `weft lab up` starts
 // this process in the background and waits for the state file to say `ready`.
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { formatHostPort } from '../../core/address.js';
 import { errorMessage } from '../../core/errors.js';
 import { componentLogger } from '../../core/log.js';
@@ -14,6 +16,8 @@ import {
   AGENT_READY_URL,
   httpOkInNetns,
   startAgent,
+  agentPinDir,
+  LAB_BPFFS,
   startCa,
   waitUntilReady,
   writeNodeToken,
@@ -87,6 +91,10 @@ export async function runLab(options: LabOptions): Promise<number> {
     );
     checkpoint();
 
+    // Capture pins live in a bpf filesystem of the machine's mount namespace, so they outlive an agent
+    // process and `weft lab down` can remove them.
+    await ensureBpffs(LAB_BPFFS);
+    for (const node of plan.nodes) state.addBpfPinDir(agentPinDir(plan, node));
     const agents = plan.nodes.map((node) => {
       writeNodeToken(plan, node);
       const agent = startAgent(plan, node);
@@ -136,4 +144,14 @@ export async function runLab(options: LabOptions): Promise<number> {
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   return exitCode;
+}
+
+/** Mounts a bpf filesystem at `path` unless one is there. */
+async function ensureBpffs(path: string): Promise<void> {
+  const mounted = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[1] === path && line.split(' ')[2] === 'bpf');
+  if (mounted) return;
+  mkdirSync(path, { recursive: true });
+  await promisify(execFile)('mount', ['-t', 'bpf', 'bpf', path]);
 }

@@ -3,7 +3,7 @@
 // rest of the agent a dialer whose sockets are marked (never re-captured) and carry the original
 // client's address. Refuses to start, with the reasons, where the kernel cannot capture: an enrolled
 // pod's traffic must never leave in plaintext because capture silently did not happen.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type net from 'node:net';
 import { promisify } from 'node:util';
@@ -52,8 +52,8 @@ async function ip(...args: readonly string[]): Promise<void> {
  * The interfaces of this process's network namespace. Not /sys/class/net: a process that entered the
  * namespace with `nsenter --net` still sees the /sys of the namespace it came from.
  */
-function linkNames(): string[] {
-  const out = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+async function linkNames(): Promise<string[]> {
+  const { stdout: out } = await execFileAsync('ip', ['-o', 'link', 'show']);
   const names: string[] = [];
   for (const line of out.split('\n')) {
     // `3: wp1a2b3c@if2: <BROADCAST,…` — the name ends at '@' (veth peer) or ':'.
@@ -78,6 +78,8 @@ export class Capture {
   readonly #maps: PinnedMaps;
   readonly #attached = new Set<number>();
   readonly #skip: Set<string>;
+  #watch: NodeJS.Timeout | undefined = undefined;
+  #scanning = false;
 
   private constructor(
     readonly options: CaptureOptions,
@@ -108,7 +110,7 @@ export class Capture {
     await ip(...routing.rule).catch(() => undefined);
     await ip(...routing.route).catch(() => undefined);
     const sk = addon.attachSkLookup('/proc/self/ns/net', options.pinDir);
-    capture.attachInterfaces();
+    await capture.attachInterfaces();
     log.info(
       { pin_dir: options.pinDir, reused_maps: loaded.reusedMaps, sk_lookup_reused: sk.reused },
       'capture programs ready',
@@ -136,8 +138,8 @@ export class Capture {
    * Attaches the tc program to every interface not attached yet (pod veths appear as pods start):
    * called at start and on each config change. Cheap when nothing is new.
    */
-  attachInterfaces(): void {
-    for (const name of linkNames()) {
+  async attachInterfaces(): Promise<void> {
+    for (const name of await linkNames()) {
       if (this.#skip.has(name)) continue;
       let index: number;
       try {
@@ -157,6 +159,28 @@ export class Capture {
         );
       }
     }
+  }
+
+  /**
+   * Re-scans interfaces every `intervalMs`: a pod's veth can appear after the config change that
+   * announced the pod, and its traffic must be captured from its first connection on.
+   */
+  watchInterfaces(intervalMs: number): void {
+    if (this.#watch) return;
+    const tick = (): void => {
+      if (this.#scanning) return;
+      this.#scanning = true;
+      this.attachInterfaces()
+        .catch((err: unknown) => this.log.warn({ error: errorMessage(err) }, 'interface scan failed'))
+        .finally(() => (this.#scanning = false));
+    };
+    this.#watch = setInterval(tick, intervalMs);
+    this.#watch.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#watch);
+    this.#watch = undefined;
   }
 
   /** The enrolment map as the controller's table. */

@@ -33,6 +33,8 @@ import { unmapIpv4 } from './workloads.js';
 export const DEFAULT_ADMIN_PORT = 15000;
 export const DEFAULT_METRICS_PORT = 15020;
 export const DEFAULT_READINESS_PORT = 15021;
+/** How often capture looks for new pod interfaces (a new pod's first connection may come right away). */
+const INTERFACE_SCAN_MS = 500;
 
 export interface AgentOptions {
   readonly nodeName: string;
@@ -168,7 +170,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     certificates.setWanted(identitiesForNode(store, options.nodeName, options.trustDomain));
     connections.recheck();
     inbound.prune();
-    capture?.attachInterfaces();
+    void capture?.attachInterfaces();
     enrolment?.sync();
   };
   store.on('applied', onApplied);
@@ -236,6 +238,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     captureServers.push(outboundServer as unknown as Server, plaintextServer as unknown as Server);
     // Only now, with every listener serving, does the kernel start steering new connections to them.
     capture.publish(fds);
+    capture.watchInterfaces(INTERFACE_SCAN_MS);
   }
   log.info(
     {
@@ -264,6 +267,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       store.off('applied', onApplied);
       socks.close();
       enrolment?.close();
+      capture?.close();
       for (const s of captureServers) s.close();
       await inbound.close();
       pool.close();

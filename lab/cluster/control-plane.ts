@@ -80,7 +80,9 @@ export function agentPinDir(lab: LabPlan, node: LabNodePlan): string {
 
 /** Starts `weft <args>` from this build in node namespace `netns`, sharing the machine's mounts. */
 export function spawnWeftInNetns(netns: string, args: readonly string[], log: string): ChildProcess {
-  return spawnInNetns(netns, [process.execPath, weftCliPath(), ...args], { log, as: 'node' });
+  // The lab reads the agents' access logs (tour, tests): they log at info whatever the caller's level.
+  const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LAB_LOG_LEVEL ?? 'info' };
+  return spawnInNetns(netns, [process.execPath, weftCliPath(), ...args], { log, as: 'node', env });
 }
 
 export function startCa(lab: LabPlan): ChildProcess {

@@ -81,13 +81,28 @@ t.test(
     const dump = spawn(
       'ip',
       ['netns', 'exec', node2.netns, 'tcpdump', '-i', node2.uplink, '-U', '-w', pcap, 'tcp'],
-      { stdio: 'ignore' },
+      { stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    await new Promise((r) => setTimeout(r, 1000)); // tcpdump has no readiness signal; it needs a moment to open the device
+    // tcpdump says "listening on <dev>" on stderr once it captures; wait for that (bounded).
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('tcpdump did not start')), 15_000);
+      let err = '';
+      dump.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (err.includes('listening on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
     const marker = `weft-marker-${Date.now()}`;
     const meshed = await curl('default/client', marker);
     t.match(meshed.stdout, marker, 'the request arrived');
-    await new Promise((r) => setTimeout(r, 500));
+    // -U writes each packet as it comes; wait (bounded) until the tunnel's packets are in the file.
+    for (let i = 0; i < 50; i++) {
+      if ((await run('tcpdump', ['-r', pcap, '-n', 'tcp port 15008'])).stdout.includes('15008')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     dump.kill('SIGINT');
     await once(dump, 'exit');
     const ascii = (await run('tcpdump', ['-r', pcap, '-A'])).stdout;

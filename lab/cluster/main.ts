@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { formatHostPort } from '../../core/address.js';
+import { labBpfPinRoot } from './names.js';
 import { errorMessage } from '../../core/errors.js';
 import { componentLogger } from '../../core/log.js';
 import { FileSource } from '../../core/sources/file.js';
@@ -94,6 +95,8 @@ export async function runLab(options: LabOptions): Promise<number> {
     // Capture pins live in a bpf filesystem of the machine's mount namespace, so they outlive an agent
     // process and `weft lab down` can remove them.
     await ensureBpffs(LAB_BPFFS);
+    // The lab's root pin directory holds the nodes' ones; recording it lets `down` remove it whole.
+    state.addBpfPinDir(labBpfPinRoot(plan.id));
     for (const node of plan.nodes) state.addBpfPinDir(agentPinDir(plan, node));
     const agents = plan.nodes.map((node) => {
       writeNodeToken(plan, node);

@@ -7,28 +7,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { MeshLab } from '../lab/mesh-lab.js';
+import { manifestFile, namespaceManifest, podManifest } from '../lab/manifests.js';
 import { issueCertificateFiles } from '../lab/certs.js';
 import { waitFor, weftCliPath } from '../lab/processes.js';
 import { startHaproxyPair } from './haproxy.js';
 import { sampleProcess, type ProcSample } from './proc-stats.js';
 import type { BulkResult, TcpLoadResult } from './tcp-load.js';
 
-const MANIFESTS = `apiVersion: v1
-kind: Namespace
-metadata: { name: bench, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client-0, namespace: bench, uid: u-client-0, labels: { app: client } }
-spec: { serviceAccountName: client, nodeName: node-1 }
-status: { phase: Running, podIP: 10.77.1.10 }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: server-0, namespace: bench, uid: u-server-0, labels: { app: server } }
-spec: { serviceAccountName: server, nodeName: node-2 }
-status: { phase: Running, podIP: 10.77.2.10 }
-`;
+const MANIFESTS = manifestFile(
+  namespaceManifest('bench', { ambient: true }),
+  podManifest({
+    name: 'client-0',
+    namespace: 'bench',
+    serviceAccount: 'client',
+    node: 'node-1',
+    ip: '10.77.1.10',
+  }),
+  podManifest({
+    name: 'server-0',
+    namespace: 'bench',
+    serviceAccount: 'server',
+    node: 'node-2',
+    ip: '10.77.2.10',
+  }),
+);
 
 const CLIENT_IP = '10.77.1.10';
 const ECHO = '10.77.2.10:8080';

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import { MeshLab } from '../../lab/mesh-lab.js';
+import { manifestFile, namespaceManifest, podManifest } from '../../lab/manifests.js';
 import { netnsUnavailable } from '../../lab/netns.js';
 import { waitFor } from '../../lab/processes.js';
 import { issueCertificateFiles } from '../../lab/certs.js';
@@ -21,40 +22,39 @@ const built = existsSync(fileURLToPath(new URL('../../dist/cli/main.js', import.
 const CLIENT = 'spiffe://cluster.local/ns/shop/sa/client';
 const SERVER = 'spiffe://cluster.local/ns/shop/sa/server';
 
-const MANIFESTS = `apiVersion: v1
-kind: Namespace
-metadata: { name: shop, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: v1
-kind: Namespace
-metadata: { name: legacy }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client-0, namespace: shop, uid: u-client-0, labels: { app: client } }
-spec: { serviceAccountName: client, nodeName: node-1 }
-status: { phase: Running, podIP: 10.77.1.10 }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: server-0, namespace: shop, uid: u-server-0, labels: { app: server } }
-spec: { serviceAccountName: server, nodeName: node-2 }
-status: { phase: Running, podIP: 10.77.2.10 }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: plain-0, namespace: legacy, uid: u-plain-0, labels: { app: plain } }
-spec: { serviceAccountName: plain, nodeName: node-2 }
-status: { phase: Running, podIP: 10.77.2.11 }
----
-apiVersion: v1
+const MANIFESTS = manifestFile(
+  namespaceManifest('shop', { ambient: true }),
+  namespaceManifest('legacy'),
+  podManifest({
+    name: 'client-0',
+    namespace: 'shop',
+    serviceAccount: 'client',
+    node: 'node-1',
+    ip: '10.77.1.10',
+  }),
+  podManifest({
+    name: 'server-0',
+    namespace: 'shop',
+    serviceAccount: 'server',
+    node: 'node-2',
+    ip: '10.77.2.10',
+  }),
+  podManifest({
+    name: 'plain-0',
+    namespace: 'legacy',
+    serviceAccount: 'plain',
+    node: 'node-2',
+    ip: '10.77.2.11',
+  }),
+  `apiVersion: v1
 kind: Service
 metadata: { name: server, namespace: shop }
 spec:
   clusterIP: 10.96.0.10
   selector: { app: server }
   ports: [{ name: tcp-echo, port: 80, targetPort: 8080 }]
-`;
+`,
+);
 
 const DENY_CLIENT = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy

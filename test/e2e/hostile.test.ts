@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import { MeshLab } from '../../lab/mesh-lab.js';
+import { manifestFile, namespaceManifest, podManifest } from '../../lab/manifests.js';
 import { netnsUnavailable } from '../../lab/netns.js';
 import { waitFor } from '../../lab/processes.js';
 import { issueCertificateFiles } from '../../lab/certs.js';
@@ -38,22 +39,23 @@ const SERVER_ECHO = '10.77.2.10:8080';
 /** A GOAWAY'd connection the peer keeps is closed by the keepalive: one interval, one timeout, slack. */
 const KEEPALIVE_BOUND_S = (PING_INTERVAL_MS + PING_TIMEOUT_MS) / 1000 + 3;
 
-const MANIFESTS = `apiVersion: v1
-kind: Namespace
-metadata: { name: shop, labels: { istio.io/dataplane-mode: ambient } }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client-0, namespace: shop, uid: u-client-0, labels: { app: client } }
-spec: { serviceAccountName: client, nodeName: node-1 }
-status: { phase: Running, podIP: 10.77.1.10 }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: server-0, namespace: shop, uid: u-server-0, labels: { app: server } }
-spec: { serviceAccountName: server, nodeName: node-2 }
-status: { phase: Running, podIP: 10.77.2.10 }
-`;
+const MANIFESTS = manifestFile(
+  namespaceManifest('shop', { ambient: true }),
+  podManifest({
+    name: 'client-0',
+    namespace: 'shop',
+    serviceAccount: 'client',
+    node: 'node-1',
+    ip: '10.77.1.10',
+  }),
+  podManifest({
+    name: 'server-0',
+    namespace: 'shop',
+    serviceAccount: 'server',
+    node: 'node-2',
+    ip: '10.77.2.10',
+  }),
+);
 
 interface JsonLine {
   [k: string]: unknown;

@@ -239,14 +239,7 @@ export class HboneInbound {
       peer,
     );
     if (decision.kind === 'refuse') {
-      result.decided({
-        verdict: 'denied',
-        policy: decision.verdict?.policy,
-        rule: decision.verdict?.rule,
-        reason: decision.reason,
-      });
-      result.failed(decision.flag, decision.reason);
-      result.close(0, 0);
+      recordRefusal(result, decision);
       answer(false);
       return;
     }
@@ -403,15 +396,8 @@ export class HboneInbound {
       clusterDomain: this.#in.local.store.clusterDomain,
     });
     if (decision.kind === 'refuse') {
-      result.decided({
-        verdict: 'denied',
-        policy: decision.verdict?.policy,
-        rule: decision.verdict?.rule,
-        reason: decision.reason,
-      });
-      result.failed(decision.flag, decision.reason);
       respondIfOpen(stream, decision.status);
-      result.close(0, 0);
+      recordRefusal(result, decision);
       return;
     }
     result.decided({
@@ -514,6 +500,21 @@ function keepAlive(session: Http2Session, onDead: () => void): void {
     clearInterval(timer);
     clearTimeout(deadline);
   });
+}
+
+/** Writes a refused CONNECT's access-log line and metrics: the verdict, the deciding policy, the flag. */
+function recordRefusal(
+  result: ConnectionResult,
+  decision: Extract<InboundDecision, { kind: 'refuse' }>,
+): void {
+  result.decided({
+    verdict: 'denied',
+    policy: decision.verdict?.policy,
+    rule: decision.verdict?.rule,
+    reason: decision.reason,
+  });
+  result.failed(decision.flag, decision.reason);
+  result.close(0, 0);
 }
 
 /** Answers a stream unless it is already gone (a policy close or a reset may have got there first). */

@@ -1,10 +1,9 @@
 // `weft apply -f FILE` and `weft label namespace NS key=value|key-`: edits of the active source (the
 // running lab's manifest folder, or --config file:DIR).
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { activeSource, applyManifests, labelNamespace, parseLabelChange } from '../lab/cluster/apply.js';
 import { labDirFlag } from './lab.js';
-import { UsageError, type FlagSpec } from './flags.js';
+import { parseFlagsAndArgs, UsageError, type FlagSpec } from './flags.js';
 
 export const APPLY_USAGE = `weft apply -f FILE [-f FILE…] [--dir DIR | --config file:DIR]
                checks every object (core/convert, then the lab's nodes and CIDRs) and, only if all pass,
@@ -13,23 +12,12 @@ weft label namespace NS key=value… key-… [--dir DIR | --config file:DIR]`;
 
 const SOURCE_FLAGS: FlagSpec = { dir: { type: 'string' }, config: { type: 'string' } };
 
-function parse(
-  args: string[],
-  options: FlagSpec,
-): { values: Record<string, unknown>; positionals: string[] } {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
 function sourceOf(values: Record<string, unknown>) {
   return activeSource(typeof values.config === 'string' ? values.config : undefined, labDirFlag(values));
 }
 
 export function applyCommand(argv: string[]): number {
-  const { values, positionals } = parse(argv, {
+  const { values, positionals } = parseFlagsAndArgs(argv, {
     ...SOURCE_FLAGS,
     filename: { type: 'string', short: 'f', multiple: true },
   });
@@ -49,7 +37,7 @@ export function applyCommand(argv: string[]): number {
 }
 
 export function labelCommand(argv: string[]): number {
-  const { values, positionals } = parse(argv, SOURCE_FLAGS);
+  const { values, positionals } = parseFlagsAndArgs(argv, SOURCE_FLAGS);
   const [kind, name, ...labels] = positionals;
   if (kind !== 'namespace' && kind !== 'ns')
     throw new UsageError(`weft label: only namespaces can be labelled\n\n${APPLY_USAGE}`);

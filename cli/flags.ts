@@ -18,6 +18,18 @@ export function parseFlags(argv: string[], options: FlagSpec): Record<string, st
   }
 }
 
+/** Like parseFlags, also returning positional arguments (e.g. `weft apply -f A B`). */
+export function parseFlagsAndArgs(
+  argv: string[],
+  options: FlagSpec,
+): { values: Record<string, unknown>; positionals: string[] } {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 export function stringFlag(values: Record<string, unknown>, name: string, fallback?: string): string {
   const v = values[name];
   if (typeof v === 'string' && v !== '') return v;

@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { constants } from 'node:os';
-import { parseArgs } from 'node:util';
 import { labDown, labIdsOnMachine } from '../lab/cluster/teardown.js';
 import { labUp } from '../lab/cluster/up.js';
 import { runLab } from '../lab/cluster/main.js';
@@ -21,7 +20,7 @@ import {
 } from '../lab/cluster/plan.js';
 import { echoIdentityFromEnv, runEcho } from '../lab/workloads/echo.js';
 import { runTcpEcho } from '../lab/workloads/tcp-echo.js';
-import { parseFlags, stringFlag, UsageError, type FlagSpec } from './flags.js';
+import { parseFlags, parseFlagsAndArgs, stringFlag, UsageError, type FlagSpec } from './flags.js';
 
 export const LAB_USAGE = `weft lab up [--nodes 2] [--demo] [--dir DIR] [--pod-cidr-base 10.77] [--service-cidr 10.96.0.0/16]
                builds the lab (root): nodes and pods as network namespaces, the CA, one agent per node;
@@ -152,7 +151,7 @@ async function exec(argv: string[]): Promise<number> {
   const dash = argv.indexOf('--');
   if (dash === -1 || dash === argv.length - 1)
     throw new UsageError(`weft lab exec needs -- CMD\n\n${LAB_USAGE}`);
-  const { values, positionals } = parseArgsOrUsage(argv.slice(0, dash), DIR_FLAG);
+  const { values, positionals } = parseFlagsAndArgs(argv.slice(0, dash), DIR_FLAG);
   const target = positionals[0];
   if (target === undefined || positionals.length > 1)
     throw new UsageError('weft lab exec NAMESPACE/POD|NODE -- CMD');
@@ -175,17 +174,6 @@ async function exec(argv: string[]): Promise<number> {
   const child = spawn('ip', ['netns', 'exec', netns, ...argv.slice(dash + 1)], { stdio: 'inherit' });
   const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
   return code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
-}
-
-function parseArgsOrUsage(
-  args: string[],
-  options: FlagSpec,
-): { values: Record<string, unknown>; positionals: string[] } {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
 }
 
 function portFlag(f: Record<string, unknown>, fallback: number): number {

@@ -19,6 +19,22 @@ export interface CaProcess {
   stop(): Promise<void>;
 }
 
+/** `weft ca serve …` with state in `caDir`, config from `manifestsDir`, gRPC and HTTP on the given addresses. */
+export function caServeArgs(caDir: string, manifestsDir: string, grpc: string, http: string): string[] {
+  return [
+    'ca',
+    'serve',
+    '--dir',
+    caDir,
+    '--config',
+    `file:${manifestsDir}`,
+    '--listen',
+    grpc,
+    '--http-listen',
+    http,
+  ];
+}
+
 /** Starts the CA with its state in `caDir` and config from `manifestsDir`; resolves once it is ready. */
 export async function startCaProcess(
   caDir: string,
@@ -28,21 +44,7 @@ export async function startCaProcess(
   mkdirSync(caDir, { recursive: true });
   const [port, httpPort] = [await freePort(), await freePort()];
   const listen = (p: number) => `127.0.0.1:${p}`;
-  const child = spawnWeft(
-    [
-      'ca',
-      'serve',
-      '--dir',
-      caDir,
-      '--config',
-      `file:${manifestsDir}`,
-      '--listen',
-      listen(port),
-      '--http-listen',
-      listen(httpPort),
-    ],
-    logFile,
-  );
+  const child = spawnWeft(caServeArgs(caDir, manifestsDir, listen(port), listen(httpPort)), logFile);
   try {
     await waitForHttpOk('the CA', `http://${listen(httpPort)}/healthz/ready`);
   } catch (err) {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeToken, NODE_TOKENS_FILE } from '../ca/node-tokens.js';
 import { SELF_SIGNED_FILES } from '../ca/authority.js';
-import { CA_SERVER_NAME } from './ca-process.js';
+import { CA_SERVER_NAME, caServeArgs } from './ca-process.js';
 import { stopChild, waitFor, weftCliPath } from './processes.js';
 import { TwoNodeTopology, type Netns, type NodeSpec } from './netns.js';
 
@@ -53,18 +53,7 @@ export class MeshLab {
       mkdirSync(lab.manifestsDir);
       mkdirSync(join(dir, 'logs'));
       for (const [name, body] of Object.entries(manifests)) lab.writeManifest(name, body);
-      lab.spawnWeft(0, 'ca', [
-        'ca',
-        'serve',
-        '--dir',
-        lab.caDir,
-        '--config',
-        `file:${lab.manifestsDir}`,
-        '--listen',
-        CA_ADDR,
-        '--http-listen',
-        CA_HTTP,
-      ]);
+      lab.spawnWeft(0, 'ca', caServeArgs(lab.caDir, lab.manifestsDir, CA_ADDR, CA_HTTP));
       await waitFor('the CA', () => lab.httpOk(0, `http://${CA_HTTP}/healthz/ready`));
       for (const i of [0, 1] as const) {
         const tokenFile = join(dir, `${LAB_NODE_NAMES[i]}.token`);

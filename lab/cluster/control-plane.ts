@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { createNodeToken, NODE_TOKENS_FILE } from '../../ca/node-tokens.js';
 import { formatHostPort } from '../../core/address.js';
-import { CA_SERVER_NAME } from '../ca-process.js';
+import { CA_SERVER_NAME, caServeArgs } from '../ca-process.js';
 import { weftCliPath } from '../processes.js';
 import { spawnInNetns } from './children.js';
 import type { LabNodePlan, LabPlan } from './plan.js';
@@ -26,18 +26,7 @@ export const AGENT_READY_URL = 'http://127.0.0.1:15021/healthz/ready';
 
 /** `weft ca serve …` for the lab's CA. */
 export function caArgs(lab: LabPlan): string[] {
-  return [
-    'ca',
-    'serve',
-    '--dir',
-    lab.caDir,
-    '--config',
-    `file:${lab.manifestsDir}`,
-    '--listen',
-    formatHostPort(lab.ca.grpc),
-    '--http-listen',
-    formatHostPort(lab.ca.http),
-  ];
+  return caServeArgs(lab.caDir, lab.manifestsDir, formatHostPort(lab.ca.grpc), formatHostPort(lab.ca.http));
 }
 
 /**

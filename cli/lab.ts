@@ -1,4 +1,4 @@
-// `weft lab up|down|status|exec|workload|run`
+// `weft lab up|down|status|exec|agent|workload|run`
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { resolve } from 'node:path';
@@ -9,6 +9,7 @@ import { runLab } from '../lab/cluster/main.js';
 import { runTour } from '../lab/cluster/tour.js';
 import { formatLabStatus, labStatusJson } from '../lab/cluster/status.js';
 import { readLabState } from '../lab/cluster/state.js';
+import { sendControl } from '../lab/cluster/control-socket.js';
 import { newLabId } from '../lab/cluster/names.js';
 import {
   DEFAULT_LAB_DIR,
@@ -28,6 +29,8 @@ export const LAB_USAGE = `weft lab up [--nodes 2] [--demo] [--dir DIR] [--pod-ci
 weft lab down [--dir DIR] [--keep-files] [--id ID]   removes everything the lab made (also after a crash)
 weft lab status [--dir DIR] [--json]
 weft lab exec [--dir DIR] NAMESPACE/POD|NODE -- CMD [ARG…]   runs CMD in that pod's (or node's) network namespace
+weft lab agent stop|start|restart NODE [--dir DIR]   stops (and holds down), starts or restarts a node's agent;
+               an agent that ends on its own is restarted by the lab after 1 s, doubling to 30 s
 weft lab run [flags of up]   the lab in the foreground until Ctrl-C (what up starts in the background)
 weft lab tour [--dir DIR] [--expect-mesh]   after up --demo: a request before and after enrolling the namespace
 weft lab workload echo [--port 8080] [--host 0.0.0.0] [--service NAME] [--version V]   (inside a pod)
@@ -176,6 +179,31 @@ async function exec(argv: string[]): Promise<number> {
   return code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
 }
 
+async function agent(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlagsAndArgs(argv, DIR_FLAG);
+  const [action, node] = positionals;
+  if (
+    action === undefined ||
+    !['start', 'stop', 'restart'].includes(action) ||
+    node === undefined ||
+    positionals.length > 2
+  )
+    throw new UsageError(`weft lab agent stop|start|restart NODE\n\n${LAB_USAGE}`);
+  const dir = labDirFlag(values);
+  const answer = await sendControl(dir, `/v1/agents/${encodeURIComponent(node)}/${action}`);
+  if (answer.status !== 200) {
+    const error = (answer.body as { error?: unknown } | null)?.error;
+    process.stderr.write(`weft: ${typeof error === 'string' ? error : JSON.stringify(answer.body)}\n`);
+    return 1;
+  }
+  const after = readLabState(dir)?.nodes.find((n) => n.name === node);
+  const pid = after?.agent?.pid;
+  process.stdout.write(
+    `agent of ${node}: ${after?.agentPhase ?? 'unknown'}${pid === undefined ? '' : ` (pid ${pid})`}\n`,
+  );
+  return 0;
+}
+
 function portFlag(f: Record<string, unknown>, fallback: number): number {
   const text = stringFlag(f, 'port', String(fallback));
   const port = Number(text);
@@ -243,6 +271,8 @@ export async function labCommand(argv: string[]): Promise<number> {
       return workload(rest);
     case 'tour':
       return tour(rest);
+    case 'agent':
+      return agent(rest);
     case 'run':
       return run(rest);
     default:

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
+import type { Server } from 'node:http';
 import { formatHostPort } from '../../core/address.js';
 import { labBpfPinRoot } from './names.js';
 import { errorMessage } from '../../core/errors.js';
@@ -13,11 +14,11 @@ import { componentLogger } from '../../core/log.js';
 import { FileSource } from '../../core/sources/file.js';
 import { ConfigStore } from '../../core/store.js';
 import { stopChildGroup } from './children.js';
+import { AgentSupervisor } from './agent-supervisor.js';
+import { ControlError, controlSocketProblem, serveControl } from './control-socket.js';
 import {
-  AGENT_READY_URL,
-  httpOkInNetns,
-  startAgent,
   agentPinDir,
+  httpOkInNetns,
   LAB_BPFFS,
   startCa,
   waitUntilReady,
@@ -61,6 +62,8 @@ export async function runLab(options: LabOptions): Promise<number> {
   const parts: ChildProcess[] = [];
   let source: FileSource | undefined;
   let controller: PodController | undefined;
+  const agents = new Map<string, AgentSupervisor>();
+  let control: Server | undefined;
   const track = (name: string, child: ChildProcess, netns: string, onExit?: () => void): void => {
     parts.push(child);
     if (child.pid === undefined) return;
@@ -98,21 +101,11 @@ export async function runLab(options: LabOptions): Promise<number> {
     // The lab's root pin directory holds the nodes' ones; recording it lets `down` remove it whole.
     state.addBpfPinDir(labBpfPinRoot(plan.id));
     for (const node of plan.nodes) state.addBpfPinDir(agentPinDir(plan, node));
-    const agents = plan.nodes.map((node) => {
+    for (const node of plan.nodes) {
       writeNodeToken(plan, node);
-      const agent = startAgent(plan, node);
-      const name = `agent-${node.name}`;
-      track(name, agent, node.netns, () => state.setAgent(node.name, null));
-      if (agent.pid !== undefined) state.setAgent(node.name, recordProcess(name, agent.pid, node.netns));
-      return { node, agent };
-    });
-    for (const { node, agent } of agents)
-      await waitUntilReady(
-        `the agent of ${node.name}`,
-        () => httpOkInNetns(node.netns, AGENT_READY_URL),
-        agent,
-        node.agentLog,
-      );
+      agents.set(node.name, new AgentSupervisor(plan, node, state));
+    }
+    await Promise.all([...agents.values()].map((agent) => agent.start()));
     checkpoint();
 
     const store = new ConfigStore();
@@ -123,6 +116,7 @@ export async function runLab(options: LabOptions): Promise<number> {
     if (!(await controller.settle(PODS_SETTLE_TIMEOUT_MS)))
       log.warn({ timeoutMs: PODS_SETTLE_TIMEOUT_MS }, 'pods still starting; the lab is up anyway');
     checkpoint();
+    control = await serveAgentControl(plan.dir, agents);
     state.update({ phase: 'ready' });
     log.info({ id: plan.id, dir: plan.dir }, 'lab ready');
     await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
@@ -140,13 +134,40 @@ export async function runLab(options: LabOptions): Promise<number> {
   await controller
     ?.stop()
     .catch((err: unknown) => log.error({ error: errorMessage(err) }, 'stopping pods failed'));
+  control?.close();
   await source?.stop();
+  await Promise.all([...agents.values()].map((agent) => agent.shutdown()));
   await Promise.all(parts.map((child) => stopChildGroup(child)));
   await sweepLab(state.state, process.pid);
   state.update({ phase: exitCode === 0 ? 'stopped' : 'failed', processes: [], pods: [] });
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   return exitCode;
+}
+
+/**
+ * Serves `weft lab agent stop|start|restart NODE` on the lab's control socket. Without one (the lab's
+ * path is too long for a Unix socket) the lab runs anyway, and the command says why it cannot reach it.
+ */
+async function serveAgentControl(
+  dir: string,
+  agents: Map<string, AgentSupervisor>,
+): Promise<Server | undefined> {
+  const problem = controlSocketProblem(dir);
+  if (problem !== undefined) {
+    log.warn({ problem }, 'no control socket: weft lab agent will not reach this lab');
+    return undefined;
+  }
+  return serveControl(dir, {
+    async agent(node, action) {
+      const agent = agents.get(node);
+      if (agent === undefined)
+        throw new ControlError(404, `no node ${node} in this lab (nodes: ${[...agents.keys()].join(', ')})`);
+      log.info({ node, action }, 'agent command');
+      await agent[action]();
+      return { node, action, done: true };
+    },
+  });
 }
 
 /** Mounts a bpf filesystem at `path` unless one is there. */

@@ -10,12 +10,9 @@ import { errorMessage } from '../../core/errors.js';
 import { spawnInNetns, stopChildGroup } from './children.js';
 import type { LabNodePlan } from './plan.js';
 import { recordProcess, type PodPhase, type PodState, type ProcessRecord } from './state.js';
+import { RestartBackoff } from './restart-backoff.js';
 import { createPodNetwork, deletePodNetwork, type ResourceRecorder } from './topology.js';
 
-/** First restart after 1 s, doubling to 30 s; a run that lasted RESET_BACKOFF_AFTER_MS starts over at 1 s. */
-const FIRST_RESTART_DELAY_MS = 1000;
-const MAX_RESTART_DELAY_MS = 30_000;
-const RESET_BACKOFF_AFTER_MS = 10_000;
 /** How long a pod's ports may take to open before it is reported as not ready. */
 export const POD_READY_TIMEOUT_MS = 20_000;
 
@@ -73,7 +70,7 @@ export class PodRunner {
   #child: ChildProcess | undefined;
   #record: ProcessRecord | null = null;
   #restarts = 0;
-  #restartDelayMs = FIRST_RESTART_DELAY_MS;
+  readonly #backoff = new RestartBackoff();
   #restartTimer: NodeJS.Timeout | undefined;
   #startedAt = 0;
   #stopping = false;
@@ -114,7 +111,7 @@ export class PodRunner {
     this.#run = run;
     this.#cancelRestart();
     await this.#stopProcess();
-    this.#restartDelayMs = FIRST_RESTART_DELAY_MS;
+    this.#backoff.reset();
     if (!this.#stopping) this.#spawn();
   }
 
@@ -219,9 +216,7 @@ export class PodRunner {
     const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
     appendFileSync(this.options.log, `--- weft lab: ${new Date().toISOString()} process ended (${how})\n`);
     if (this.#stopping) return;
-    if (Date.now() - this.#startedAt >= RESET_BACKOFF_AFTER_MS) this.#restartDelayMs = FIRST_RESTART_DELAY_MS;
-    const delay = this.#restartDelayMs;
-    this.#restartDelayMs = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
+    const delay = this.#backoff.next(Date.now() - this.#startedAt);
     this.#setPhase('restarting', `process ended (${how}); restarting in ${delay} ms`);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;

@@ -11,6 +11,8 @@ import {
 } from './state.js';
 import type { ResourceRecorder } from './topology.js';
 
+export type AgentChange = Partial<Pick<NodeState, 'agent' | 'agentPhase' | 'agentRestarts' | 'agentMessage'>>;
+
 type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 export function initialLabState(plan: LabPlan, options: LabOptions, controller: ProcessRecord): LabState {
@@ -36,6 +38,8 @@ export function initialLabState(plan: LabPlan, options: LabOptions, controller: 
       podCidr: n.podCidr.text,
       gateway: n.gateway,
       agent: null,
+      agentPhase: 'starting',
+      agentRestarts: 0,
     })),
     ca: {
       node: caNode.name,
@@ -90,8 +94,9 @@ export class LabStateWriter implements ResourceRecorder {
     this.update({ processes });
   }
 
-  setAgent(nodeName: string, agent: ProcessRecord | null): void {
-    this.update({ nodes: this.#state.nodes.map((n) => (n.name === nodeName ? { ...n, agent } : n)) });
+  /** Changes what the state says about node `nodeName`'s agent. */
+  setAgent(nodeName: string, change: AgentChange): void {
+    this.update({ nodes: this.#state.nodes.map((n) => (n.name === nodeName ? { ...n, ...change } : n)) });
   }
 
   /** Adds pinned BPF paths for `weft lab down` to remove (the capture integration calls this). */

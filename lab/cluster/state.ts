@@ -43,7 +43,15 @@ export interface NodeState {
   readonly podCidr: string;
   readonly gateway: string;
   readonly agent: ProcessRecord | null;
+  readonly agentPhase: AgentPhase;
+  /** Restarts after the agent ended on its own, or on request (`weft lab agent restart`). */
+  readonly agentRestarts: number;
+  /** Why the agent is not ready, or how it last ended. */
+  readonly agentMessage?: string;
 }
+
+/** `stopped`: held down on request (`weft lab agent stop`) until started again. */
+export type AgentPhase = 'starting' | 'ready' | 'restarting' | 'stopped' | 'failed';
 
 export type PodPhase = 'pending' | 'starting' | 'running' | 'ready' | 'restarting' | 'failed';
 

@@ -1,10 +1,19 @@
 // `weft lab status` and the summary `weft lab up` prints: the state file, with each recorded process
 // checked against the live process table.
-import { isRunning, type LabState, type ProcessRecord } from './state.js';
+import { isRunning, type LabState, type NodeState, type ProcessRecord } from './state.js';
 
 function proc(record: ProcessRecord | null): string {
   if (record === null) return 'not running';
   return isRunning(record) ? `pid ${record.pid}` : `pid ${record.pid} (gone)`;
+}
+
+function agentStatus(n: NodeState): string {
+  // Older state files (before agents were supervised) have no phase.
+  if (n.agentPhase === undefined) return proc(n.agent);
+  const restarts =
+    n.agentRestarts > 0 ? `, ${n.agentRestarts} restart${n.agentRestarts === 1 ? '' : 's'}` : '';
+  const message = n.agentPhase !== 'ready' && n.agentMessage ? `: ${n.agentMessage}` : '';
+  return `${n.agentPhase}${n.agent === null ? '' : ` ${proc(n.agent)}`}${restarts}${message}`;
 }
 
 function table(rows: readonly (readonly string[])[]): string[] {
@@ -37,7 +46,7 @@ export function formatLabStatus(state: LabState): string {
         `${n.uplinkIp} (${n.uplink})`,
         n.podCidr,
         n.gateway,
-        proc(n.agent),
+        agentStatus(n),
       ]),
     ]),
   ];

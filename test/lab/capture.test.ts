@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labDir, labUnavailable, leftovers, readState, skipReason, weft } from './cluster/lab-harness.js';
 import { run } from '../helpers/exec.js';
+import type { NodeState } from '../../lab/cluster/state.js';
 
 // Building a lab, a tour, a capture on the wire and several label changes take longer than tap's default.
 t.setTimeout(300_000);
@@ -26,6 +27,26 @@ async function loggedMoreThan(dir: string, node: string, n: number): Promise<boo
   return false;
 }
 
+/** Whether a request sent by `send` succeeds and is logged by node-1's agent (bounded retries). */
+async function meshedWithin(dir: string, send: () => Promise<{ code: number }>): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    const n = connectionsLogged(dir, 'node-1');
+    if ((await send()).code === 0 && (await loggedMoreThan(dir, 'node-1', n))) return true;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  return false;
+}
+
+function agentOf(dir: string, node: string): NodeState {
+  return readState(dir).nodes.find((n) => n.name === node)!;
+}
+
+/** The agent log of `node` after the last line containing `marker`. */
+function agentLogSince(dir: string, node: string, marker: string): string {
+  const text = readFileSync(join(dir, 'logs', `agent-${node}.log`), 'utf8');
+  return text.slice(text.lastIndexOf(marker));
+}
+
 function connectionsLogged(dir: string, node: string): number {
   return readFileSync(join(dir, 'logs', `agent-${node}.log`), 'utf8')
     .split('\n')
@@ -33,7 +54,7 @@ function connectionsLogged(dir: string, node: string): number {
 }
 
 t.test(
-  'label → captured, mTLS only on the wire; opt-out and un-label → direct; agent down → refused',
+  'label → captured, mTLS only on the wire; opt-out and un-label → direct; agent down → refused; agent back → meshed',
   { skip: skipReason(t, unavailable), timeout: 240_000 },
   async (t) => {
     const dir = labDir();
@@ -154,23 +175,62 @@ spec:
       (await weft(['label', 'namespace', 'default', 'istio.io/dataplane-mode=ambient', ...env])).code,
       0,
     );
-    let meshedAgain = false;
-    for (let i = 0; i < 50 && !meshedAgain; i++) {
-      const n = connectionsLogged(dir, 'node-1');
-      const c = await curl('default/client', 'relabelled');
-      meshedAgain = c.code === 0 && (await loggedMoreThan(dir, 'node-1', n));
-      if (!meshedAgain) await new Promise((res) => setTimeout(res, 200));
-    }
-    t.ok(meshedAgain, 'labelled again: through the mesh');
-    const agent1 = readState(dir).nodes.find((n) => n.name === 'node-1')!.agent!;
-    process.kill(agent1.pid, 'SIGKILL');
-    await new Promise((res) => setTimeout(res, 500));
+    t.ok(
+      await meshedWithin(dir, () => curl('default/client', 'relabelled')),
+      'labelled again: through the mesh',
+    );
+    // Agent down (held down on request): an enrolled pod's new connections are refused, quickly, never
+    // sent in plaintext; pods outside the mesh do not notice.
+    const stopped = await weft(['lab', 'agent', 'stop', 'node-1', ...env]);
+    t.equal(stopped.code, 0, `lab agent stop: ${stopped.stderr}`);
+    t.match(stopped.stdout, /agent of node-1: stopped/);
+    t.equal(agentOf(dir, 'node-1').agent, null, 'the state file shows no agent on node-1');
     const t0 = Date.now();
     const refused = await curl('default/client', 'agent-down');
     t.not(refused.code, 0, 'with the agent gone the connection fails');
     t.ok(Date.now() - t0 < 4000, `and fails quickly (${Date.now() - t0} ms), not a hang`);
     const plain = await curl('default/optout', 'still-fine');
     t.match(plain.stdout, /"pod": "echo-v2"/, 'pods outside the mesh are unaffected');
+
+    // Start it again: it re-opens its pinned maps and links, and the same client goes through the mesh.
+    const started = await weft(['lab', 'agent', 'start', 'node-1', ...env]);
+    t.equal(started.code, 0, `lab agent start: ${started.stderr}`);
+    t.match(started.stdout, /agent of node-1: ready \(pid \d+\)/);
+    t.ok(
+      await meshedWithin(dir, () => curl('default/client', 'agent-back')),
+      'agent back: through the mesh again',
+    );
+    const ready = agentLogSince(dir, 'node-1', 'agent stopped')
+      .split('\n')
+      .filter((l) => l.includes('"msg":"capture programs ready"'))
+      .map((l) => JSON.parse(l) as { reused_maps?: unknown; sk_lookup_reused?: unknown });
+    t.equal(ready.length, 1, 'the new agent loaded capture once');
+    t.match(
+      ready[0],
+      { reused_maps: ['listeners', 'probe', 'enrolled', 'config', 'stats'], sk_lookup_reused: true },
+      'it re-opened the pinned maps and sk_lookup link instead of attaching again',
+    );
+
+    // Killed (a crash): the lab restarts it, as a DaemonSet would, and traffic is meshed again.
+    const killed = agentOf(dir, 'node-1').agent!;
+    process.kill(killed.pid, 'SIGKILL');
+    let back = false;
+    for (let i = 0; i < 100 && !back; i++) {
+      const node = agentOf(dir, 'node-1');
+      back = node.agentPhase === 'ready' && node.agent !== null && node.agent.pid !== killed.pid;
+      if (!back) await new Promise((res) => setTimeout(res, 100));
+    }
+    t.ok(back, 'the lab restarted the killed agent');
+    t.ok(agentOf(dir, 'node-1').agentRestarts >= 1, 'and counts the restart');
+    t.ok(
+      await meshedWithin(dir, () => curl('default/client', 'after-crash')),
+      'after the crash: meshed again',
+    );
+    t.match(
+      (await curl('default/optout', 'still-fine')).stdout,
+      /"pod": "echo-v2"/,
+      'opt-out pod unaffected',
+    );
 
     const final = readState(dir);
     t.equal((await weft(['lab', 'down', ...env])).code, 0, 'lab down');

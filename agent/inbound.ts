@@ -127,6 +127,12 @@ export function admitInbound(
   return { kind: 'admit', target, verdict, conn };
 }
 
+/**
+ * How a same-node tunnel's setup ends: `ok` once the workload is reached; otherwise `denied` holds the
+ * verdict when policy refused it, so the source side can log a denial as it does for a remote 401.
+ */
+export type SameNodeAnswer = (ok: boolean, denied?: AuthorizationVerdict) => void;
+
 export interface InboundInputs {
   readonly local: LocalWorkloads;
   readonly certificates: CertificateManager;
@@ -204,9 +210,10 @@ export class HboneInbound {
   /**
    * A tunnel whose two ends are on this node: the same admission, policy and delivery as a CONNECT
    * from another node, without TLS (the bytes never leave the node). `socket` is the source pod's
-   * captured connection; `answer` learns whether the workload was reached.
+   * captured connection; `answer` learns whether the workload was reached, and the verdict when policy
+   * refused it (what a 401 tells a remote source).
    */
-  deliverLocal(socket: net.Socket, src: Workload, authority: string, answer: (ok: boolean) => void): void {
+  deliverLocal(socket: net.Socket, src: Workload, authority: string, answer: SameNodeAnswer): void {
     const target = parseHboneAuthority(authority);
     const presented = target && this.#in.local.owning(target.ip);
     const srcIp = src.podIps[0] ?? unmapIpv4(socket.remoteAddress);
@@ -240,7 +247,7 @@ export class HboneInbound {
     );
     if (decision.kind === 'refuse') {
       recordRefusal(result, decision);
-      answer(false);
+      answer(false, decision.verdict);
       return;
     }
     result.decided({

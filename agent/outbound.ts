@@ -28,6 +28,7 @@ import { HboneClientPool, TunnelRefusedError } from './pool.js';
 import { LocalWorkloads, unmapIpv4 } from './workloads.js';
 import { serviceWaypoint, workloadWaypoint, GATEWAY_NAME_LABEL, type WaypointBinding } from './waypoints.js';
 import { ConnectionResult } from './connection-result.js';
+import type { SameNodeAnswer } from './inbound.js';
 import { isLoopback, type UpstreamDialer } from './socket.js';
 import { abort, pump } from './copy.js';
 
@@ -194,12 +195,7 @@ export interface OutboundInputs {
    * Tunnels to a pod on this same node (capture only: the agent's own dial to a local pod's :15008
    * crosses no capture hook, so it cannot go through the HBONE listener).
    */
-  readonly sameNode?: (
-    socket: net.Socket,
-    src: Workload,
-    authority: string,
-    answer: (ok: boolean) => void,
-  ) => void;
+  readonly sameNode?: (socket: net.Socket, src: Workload, authority: string, answer: SameNodeAnswer) => void;
   readonly pick?: Picker;
 }
 
@@ -272,10 +268,26 @@ export class OutboundProxy {
     }
     if (this.#in.sameNode && local.owning(plan.nextHop.ip)) {
       // Both ends on this node: the inbound side's checks run in-process; bytes never leave the node.
-      result.decided({ verdict: 'allowed', reason: 'same-node tunnel' });
-      this.#in.sameNode(socket, src, plan.authority, (ok) => {
+      this.#in.sameNode(socket, src, plan.authority, (ok, denied) => {
+        if (!ok && denied) {
+          // As a remote agent's 401 is logged (verdict denied, flag DENY): a denial is no connect failure.
+          result.decided({
+            verdict: 'denied',
+            policy: denied.policy,
+            rule: denied.rule,
+            reason: denied.message,
+          });
+          return this.#failed(
+            socket,
+            result,
+            ready,
+            'DENY',
+            new Error(`denied by the destination side: ${denied.message}`),
+          );
+        }
         if (!ok)
           return this.#failed(socket, result, ready, 'CONNECT', new Error('refused by the destination side'));
+        result.decided({ verdict: 'allowed', reason: 'same-node tunnel' });
         ready(true);
         result.opened();
         socket.once('close', () =>

@@ -21,7 +21,7 @@ import { DEFAULT_AGENT_PORTS, HboneInbound } from './inbound.js';
 import { HboneClientPool } from './pool.js';
 import { OutboundProxy } from './outbound.js';
 import { Socks5Server } from './socks5.js';
-import { plainDialer } from './socket.js';
+import { plainDialer, tuneSocket } from './socket.js';
 import { createServer as netCreateServer } from 'node:net';
 import { Gauge } from 'prom-client';
 import { systemClock } from '../core/clock.js';
@@ -228,10 +228,16 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const captureServers: Server[] = [];
   if (capture) {
     const fds = capture.listen();
-    const outboundServer = netCreateServer({ allowHalfOpen: true }, (s) =>
-      outbound.handle(s, { ip: unmapIpv4(s.localAddress), port: s.localPort ?? 0 }),
-    );
-    const plaintextServer = netCreateServer({ allowHalfOpen: true }, (s) => plaintext.handle(s));
+    // Captured sockets face the application: tuned like every proxied socket (above all no Nagle, or a
+    // response written in two pieces waits for the application's next ACK).
+    const outboundServer = netCreateServer({ allowHalfOpen: true }, (s) => {
+      tuneSocket(s);
+      outbound.handle(s, { ip: unmapIpv4(s.localAddress), port: s.localPort ?? 0 });
+    });
+    const plaintextServer = netCreateServer({ allowHalfOpen: true }, (s) => {
+      tuneSocket(s);
+      plaintext.handle(s);
+    });
     await new Promise<void>((resolve) => outboundServer.listen({ fd: fds.outbound }, resolve));
     await new Promise<void>((resolve) => plaintextServer.listen({ fd: fds.plaintext }, resolve));
     await inbound.listenFd(fds.hbone);

@@ -1,12 +1,15 @@
-// `weft bench ca`
+// `weft bench ca|mesh|capture|tcp|serve`
 import { runCaBench } from '../bench/ca-signing.js';
 import { durationMsFlag, hostPortFlag, parseFlags, untilSignal, UsageError } from './flags.js';
 import { runBulk, runTcpLoad } from '../bench/tcp-load.js';
 import { startDiscardServer, startEchoServer } from '../bench/tcp-servers.js';
 import { formatCompare, runMeshCompare } from '../bench/mesh-compare.js';
+import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
 
 export const BENCH_USAGE = `weft bench ca [--requests 2000] [--concurrency 8] [--warmup 200] [--json]   CA signing rate and latency
 weft bench mesh [--duration 10s] [--warmup 2s] [--json]   direct vs Weft vs HAProxy mTLS, two lab nodes (root)
+weft bench capture [--duration 10s] [--warmup 2s] [--json]   direct vs captured passthrough vs mesh in a
+               weft lab: the cost of transparent capture alone (root)
 weft bench tcp --target HOST:PORT [--socks5 HOST:PORT] [--local-address IP] [--connections 4]
                [--payload 1024] [--duration 10s] [--warmup 2s] [--rate RPS] [--bulk --streams N] [--json]
 weft bench serve --echo HOST:PORT [--discard HOST:PORT]   the bench's workloads`;
@@ -25,6 +28,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (sub === 'tcp') return benchTcp(rest);
   if (sub === 'serve') return benchServe(rest);
   if (sub === 'mesh') return benchMesh(rest);
+  if (sub === 'capture') return benchCapture(rest);
   if (sub !== 'ca') throw new UsageError(BENCH_USAGE);
   const f = parseFlags(rest, {
     requests: { type: 'string' },
@@ -115,4 +119,26 @@ async function benchMesh(argv: string[]): Promise<number> {
   });
   process.stdout.write(f.json === true ? JSON.stringify(rows) + '\n' : formatCompare(rows) + '\n');
   return 0;
+}
+
+async function benchCapture(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const durationS = secondsToMs(f, 'duration', 10) / 1000;
+  const warmupS = secondsToMs(f, 'warmup', 2) / 1000;
+  if (process.getuid?.() !== 0) throw new Error('weft bench capture needs root (it builds a weft lab)');
+  const result = await runCaptureCost({
+    durationS,
+    warmupS,
+    out: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(f.json === true ? JSON.stringify(result) + '\n' : formatCaptureCost(result) + '\n');
+  if (result.check.passed) return 0;
+  process.stderr.write(
+    `weft: CAPTURE CHECK FAILED: the figures do not measure what they claim\n${result.check.problems.map((p) => `  ${p}\n`).join('')}`,
+  );
+  return 1;
 }

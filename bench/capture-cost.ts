@@ -35,7 +35,8 @@ import {
   type LoadWindow,
   type PathRow,
 } from './path-compare.js';
-import type { BulkResult, TcpLoadResult } from './tcp-load.js';
+import type { BulkResult } from './load/bulk.js';
+import type { LoadResult } from './load/run.js';
 
 export type CapturePath = 'direct' | 'capture' | 'mesh';
 export const CAPTURE_PATHS: readonly CapturePath[] = ['direct', 'capture', 'mesh'];
@@ -125,9 +126,9 @@ export interface AgentUsage {
 
 export interface CaptureRow extends PathRow {
   readonly scenario: CapturePath;
-  readonly fixed1000: TcpLoadResult;
+  readonly fixed1000: LoadResult;
   readonly fixed1000Cost: AgentUsage;
-  readonly maxRps: TcpLoadResult;
+  readonly maxRps: LoadResult;
   readonly maxRpsCost: AgentUsage;
   readonly bulk1: BulkResult;
   readonly bulk1Cost: AgentUsage;
@@ -445,7 +446,7 @@ export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureC
         'fixed1000',
         FIXED_RATE_CONNECTIONS,
         w.warmupS + w.durationS,
-        async () => (await lab.client(p, ECHO_PORT, fixedRateArgs(w))) as TcpLoadResult,
+        async () => (await lab.client(p, ECHO_PORT, fixedRateArgs(w))) as LoadResult,
       );
       Object.assign(rows.get(p)!, { fixed1000: m.result, fixed1000Cost: m.cost });
     });
@@ -455,7 +456,7 @@ export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureC
         'maxRps',
         MAX_RATE_CONNECTIONS,
         w.warmupS + w.durationS,
-        async () => (await lab.client(p, ECHO_PORT, maxRateArgs(w))) as TcpLoadResult,
+        async () => (await lab.client(p, ECHO_PORT, maxRateArgs(w))) as LoadResult,
       );
       Object.assign(rows.get(p)!, { maxRps: m.result, maxRpsCost: m.cost });
     });

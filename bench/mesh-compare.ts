@@ -26,7 +26,8 @@ import {
   type LoadWindow,
   type PathRow,
 } from './path-compare.js';
-import type { BulkResult, TcpLoadResult } from './tcp-load.js';
+import type { BulkResult } from './load/bulk.js';
+import type { LoadResult } from './load/run.js';
 
 const MANIFESTS = manifestFile(
   namespaceManifest('bench', { ambient: true }),
@@ -78,9 +79,9 @@ export interface ProxyCost {
 
 export interface CompareRow extends PathRow {
   readonly scenario: ScenarioName;
-  readonly fixed1000: TcpLoadResult;
+  readonly fixed1000: LoadResult;
   readonly fixed1000Cost: ProxyCost | undefined;
-  readonly maxRps: TcpLoadResult;
+  readonly maxRps: LoadResult;
   readonly maxRpsCost: ProxyCost | undefined;
   readonly bulk1: BulkResult;
   readonly bulk8: BulkResult;
@@ -176,7 +177,7 @@ export async function runMeshCompare(opts: CompareOptions): Promise<CompareRow[]
       const m = await measured(
         lab,
         s,
-        async () => (await runClient(lab, [...ROUTES[s].echo, ...fixedRateArgs(w)])) as TcpLoadResult,
+        async () => (await runClient(lab, [...ROUTES[s].echo, ...fixedRateArgs(w)])) as LoadResult,
       );
       Object.assign(rows.get(s)!, { fixed1000: m.result, fixed1000Cost: m.cost });
     });
@@ -184,7 +185,7 @@ export async function runMeshCompare(opts: CompareOptions): Promise<CompareRow[]
       const m = await measured(
         lab,
         s,
-        async () => (await runClient(lab, [...ROUTES[s].echo, ...maxRateArgs(w)])) as TcpLoadResult,
+        async () => (await runClient(lab, [...ROUTES[s].echo, ...maxRateArgs(w)])) as LoadResult,
       );
       Object.assign(rows.get(s)!, { maxRps: m.result, maxRpsCost: m.cost });
     });

@@ -4,7 +4,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { sampleProcess, type ProcSample } from './proc-stats.js';
-import type { BulkResult, TcpLoadResult } from './tcp-load.js';
+import type { BulkResult } from './load/bulk.js';
+import type { LoadResult } from './load/run.js';
 
 export interface LoadWindow {
   readonly durationS: number;
@@ -117,8 +118,8 @@ export function round3(v: number): number {
 /** The results every path comparison has, per path. */
 export interface PathRow {
   readonly scenario: string;
-  readonly fixed1000: TcpLoadResult;
-  readonly maxRps: TcpLoadResult;
+  readonly fixed1000: LoadResult;
+  readonly maxRps: LoadResult;
   readonly bulk1: BulkResult;
   readonly bulk8?: BulkResult;
 }
@@ -144,7 +145,7 @@ export function formatPathTable(rows: readonly PathRow[]): string {
   for (const r of rows) {
     const l = r.fixed1000.serviceUs ?? r.fixed1000.latencyUs;
     lines.push(
-      `| ${r.scenario} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ${r.fixed1000.latencyUs.p99} | ${r.fixed1000.sendLagUs?.p99 ?? '–'} | ${r.fixed1000.errors + r.maxRps.errors} | ${r.maxRps.achievedRps} | ${r.maxRps.latencyUs.p99} | ${r.bulk1.gbitPerSecond} |` +
+      `| ${r.scenario} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${l.max} | ${r.fixed1000.latencyUs.p99} | ${r.fixed1000.sendLagUs?.p99 ?? '–'} | ${r.fixed1000.errorCount + r.maxRps.errorCount} | ${r.maxRps.achievedRps} | ${r.maxRps.latencyUs.p99} | ${r.bulk1.gbitPerSecond} |` +
         (with8 ? ` ${r.bulk8!.gbitPerSecond} |` : ''),
     );
   }

@@ -1,8 +1,7 @@
-// `weft bench ca|mesh|capture|tcp|serve`
+// `weft bench ca|mesh|capture|load|tcp|serve`
 import { runCaBench } from '../bench/ca-signing.js';
-import { durationMsFlag, hostPortFlag, parseFlags, untilSignal, UsageError } from './flags.js';
-import { runBulk, runTcpLoad } from '../bench/tcp-load.js';
-import { startDiscardServer, startEchoServer } from '../bench/tcp-servers.js';
+import { durationMsFlag, parseFlags, UsageError } from './flags.js';
+import { benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-load.js';
 import { formatCompare, runMeshCompare } from '../bench/mesh-compare.js';
 import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
 
@@ -10,22 +9,12 @@ export const BENCH_USAGE = `weft bench ca [--requests 2000] [--concurrency 8] [-
 weft bench mesh [--duration 10s] [--warmup 2s] [--json]   direct vs Weft vs HAProxy mTLS, two lab nodes (root)
 weft bench capture [--duration 10s] [--warmup 2s] [--json]   direct vs captured passthrough vs mesh in a
                weft lab: the cost of transparent capture alone (root)
-weft bench tcp --target HOST:PORT [--socks5 HOST:PORT] [--local-address IP] [--connections 4]
-               [--payload 1024] [--duration 10s] [--warmup 2s] [--rate RPS] [--bulk --streams N] [--json]
-weft bench serve --echo HOST:PORT [--discard HOST:PORT]   the bench's workloads`;
-
-function intFlag(values: Record<string, unknown>, name: string, fallback: number, max: number): number {
-  const v = values[name];
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > max)
-    throw new UsageError(`--${name}: expected an integer 1..${max}, got ${String(v)}`);
-  return n;
-}
+${LOAD_USAGE}`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === 'tcp') return benchTcp(rest);
+  if (sub === 'load') return benchLoad(rest);
+  if (sub === 'tcp') return benchLoad(rest, 'tcp');
   if (sub === 'serve') return benchServe(rest);
   if (sub === 'mesh') return benchMesh(rest);
   if (sub === 'capture') return benchCapture(rest);
@@ -58,52 +47,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
 
 function secondsToMs(values: Record<string, unknown>, name: string, fallbackS: number): number {
   return durationMsFlag(values, name, fallbackS * 1000);
-}
-
-async function benchTcp(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, {
-    target: { type: 'string' },
-    socks5: { type: 'string' },
-    'local-address': { type: 'string' },
-    connections: { type: 'string' },
-    payload: { type: 'string' },
-    duration: { type: 'string' },
-    warmup: { type: 'string' },
-    rate: { type: 'string' },
-    bulk: { type: 'boolean' },
-    streams: { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  const target = hostPortFlag(f, 'target', '');
-  const socks5 = typeof f.socks5 === 'string' ? hostPortFlag(f, 'socks5', '') : undefined;
-  const localAddress = typeof f['local-address'] === 'string' ? f['local-address'] : undefined;
-  const durationMs = secondsToMs(f, 'duration', 10);
-  const result =
-    f.bulk === true
-      ? await runBulk({ target, socks5, localAddress, durationMs, streams: intFlag(f, 'streams', 1, 256) })
-      : await runTcpLoad({
-          target,
-          socks5,
-          localAddress,
-          durationMs,
-          warmupMs: secondsToMs(f, 'warmup', 2),
-          connections: intFlag(f, 'connections', 4, 10_000),
-          payloadBytes: intFlag(f, 'payload', 1024, 16 * 1024 * 1024),
-          rate: f.rate === undefined ? undefined : intFlag(f, 'rate', 1000, 10_000_000),
-        });
-  process.stdout.write(
-    f.json === true ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 2) + '\n',
-  );
-  return 0;
-}
-
-async function benchServe(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { echo: { type: 'string' }, discard: { type: 'string' } });
-  const servers = [await startEchoServer(hostPortFlag(f, 'echo', ''))];
-  if (typeof f.discard === 'string') servers.push(await startDiscardServer(hostPortFlag(f, 'discard', '')));
-  await untilSignal();
-  for (const s of servers) s.close();
-  return 0;
 }
 
 async function benchMesh(argv: string[]): Promise<number> {

@@ -1,0 +1,81 @@
+// gRPC unary over cleartext HTTP/2 through @grpc/grpc-js: the bench's echo method
+// (`/weft.bench.Echo/Echo`, bytes in, the same bytes out) with raw-buffer (de)serializers, so no code
+// generation and no protobuf cost on either side. One channel per connection (a local subchannel pool:
+// grpc-js would otherwise share one TCP connection among all clients of a target).
+import * as grpc from '@grpc/grpc-js';
+import { formatHostPort } from '../../../core/address.js';
+import type { LoadConnection, LoadProtocol, RequestDone } from '../types.js';
+import type { DialOptions } from './dial.js';
+
+export const ECHO_METHOD = '/weft.bench.Echo/Echo';
+const identity = (b: Buffer): Buffer => b;
+
+export interface GrpcOptions extends DialOptions {
+  readonly payloadBytes: number;
+  /** Concurrent calls per connection. */
+  readonly streams: number;
+}
+
+class GrpcConnection implements LoadConnection {
+  readonly depth: number;
+  readonly #client: grpc.Client;
+  readonly #payload: Buffer;
+  readonly #queue: RequestDone[] = [];
+  #inFlight = 0;
+  #usable = true;
+
+  constructor(client: grpc.Client, payload: Buffer, streams: number) {
+    this.#client = client;
+    this.#payload = payload;
+    this.depth = streams;
+  }
+
+  get usable(): boolean {
+    return this.#usable;
+  }
+
+  request(done: RequestDone): void {
+    if (!this.#usable) return done('reset');
+    if (this.#inFlight >= this.depth) {
+      this.#queue.push(done);
+      return;
+    }
+    this.#inFlight++;
+    this.#client.makeUnaryRequest(ECHO_METHOD, identity, identity, this.#payload, (err, reply) => {
+      this.#inFlight--;
+      if (err === null) done(reply?.length === this.#payload.length ? undefined : 'protocol');
+      else if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED) {
+        this.#usable = false;
+        done('reset');
+      } else done('status');
+      const next = this.#queue.shift();
+      if (next !== undefined) this.request(next);
+    });
+  }
+
+  close(): void {
+    this.#usable = false;
+    this.#client.close();
+    for (const done of this.#queue.splice(0)) done('reset');
+  }
+}
+
+export function grpcProtocol(options: GrpcOptions): LoadProtocol {
+  if (options.localAddress !== undefined)
+    throw new Error(
+      'grpc: a source address cannot be chosen (grpc-js does not bind one); run the client where its address is the right one',
+    );
+  const payload = Buffer.alloc(options.payloadBytes, 0x61);
+  return {
+    name: 'grpc',
+    connect: async () => {
+      const client = new grpc.Client(formatHostPort(options.target), grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+      });
+      await new Promise<void>((resolve, reject) =>
+        client.waitForReady(Date.now() + 5000, (err) => (err ? reject(err) : resolve())),
+      );
+      return new GrpcConnection(client, payload, options.streams);
+    },
+  };
+}

@@ -1,0 +1,114 @@
+// HTTP/2 cleartext (h2c, prior knowledge), through Node's http2: one session per connection, up to
+// `streams` requests in flight on it; more wait in order for a free stream.
+import http2 from 'node:http2';
+import type { LoadConnection, LoadErrorKind, LoadProtocol, RequestDone } from '../types.js';
+import { dial } from './dial.js';
+import { authorityOf, type HttpRequestOptions } from './http1.js';
+
+export interface Http2Options extends HttpRequestOptions {
+  /** Concurrent streams per connection. */
+  readonly streams: number;
+}
+
+const {
+  HTTP2_HEADER_METHOD,
+  HTTP2_HEADER_PATH,
+  HTTP2_HEADER_STATUS,
+  HTTP2_HEADER_AUTHORITY,
+  HTTP2_HEADER_SCHEME,
+} = http2.constants;
+
+class Http2Connection implements LoadConnection {
+  readonly depth: number;
+  readonly #session: http2.ClientHttp2Session;
+  readonly #headers: http2.OutgoingHttpHeaders;
+  readonly #body: Buffer | null;
+  readonly #queue: RequestDone[] = [];
+  readonly #inFlight = new Set<RequestDone>();
+  #usable = true;
+
+  constructor(session: http2.ClientHttp2Session, options: Http2Options, body: Buffer | null) {
+    this.depth = options.streams;
+    this.#session = session;
+    this.#body = body;
+    this.#headers = {
+      [HTTP2_HEADER_METHOD]: body === null ? 'GET' : 'POST',
+      [HTTP2_HEADER_PATH]: options.path,
+      [HTTP2_HEADER_SCHEME]: 'http',
+      [HTTP2_HEADER_AUTHORITY]: authorityOf(options),
+    };
+    session.on('error', () => undefined);
+    session.on('close', () => this.#broken());
+    session.on('goaway', () => {
+      this.#usable = false;
+    });
+  }
+
+  get usable(): boolean {
+    return this.#usable;
+  }
+
+  request(done: RequestDone): void {
+    if (!this.#usable) return done('reset');
+    if (this.#inFlight.size >= this.depth) {
+      this.#queue.push(done);
+      return;
+    }
+    this.#start(done);
+  }
+
+  #start(done: RequestDone): void {
+    this.#inFlight.add(done);
+    let status = 0;
+    let finished = false;
+    const finish = (error?: LoadErrorKind): void => {
+      if (finished) return;
+      finished = true;
+      this.#inFlight.delete(done);
+      done(error);
+      const next = this.#queue.shift();
+      if (next !== undefined) this.request(next);
+    };
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = this.#session.request(this.#headers, { endStream: this.#body === null });
+    } catch {
+      this.#usable = false;
+      return finish('reset');
+    }
+    stream.on('response', (headers) => {
+      status = Number(headers[HTTP2_HEADER_STATUS]);
+    });
+    stream.on('data', () => undefined);
+    stream.on('end', () => finish(status >= 200 && status < 300 ? undefined : 'status'));
+    stream.on('error', () => finish('reset'));
+    stream.on('close', () => finish(status === 0 ? 'reset' : undefined));
+    if (this.#body !== null) stream.end(this.#body);
+  }
+
+  close(): void {
+    this.#session.destroy();
+    this.#broken();
+  }
+
+  #broken(): void {
+    this.#usable = false;
+    for (const done of this.#queue.splice(0)) done('reset');
+  }
+}
+
+export function http2Protocol(options: Http2Options): LoadProtocol {
+  const body = options.payloadBytes > 0 ? Buffer.alloc(options.payloadBytes, 0x61) : null;
+  return {
+    name: 'http2',
+    connect: async () => {
+      const socket = await dial(options);
+      const session = http2.connect(`http://${authorityOf(options)}`, { createConnection: () => socket });
+      await new Promise<void>((resolve, reject) => {
+        session.once('connect', () => resolve());
+        session.once('error', reject);
+      });
+      return new Http2Connection(session, options, body);
+    },
+  };
+}

@@ -10,18 +10,16 @@
 //
 // Each captured run is checked against node 1's access log: a run whose connections the agent did not
 // log with the expected verdict did not measure what it claims, and fails the bench.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { manifestFile, namespaceManifest, podManifest } from '../lab/manifests.js';
-import { weftCliPath } from '../lab/processes.js';
-import { readLabState, type LabState } from '../lab/cluster/state.js';
+import { BenchLab, withBenchLab } from './bench-lab.js';
 import {
   bulkArgs,
-  childJson,
   FIXED_RATE_CONNECTIONS,
   fixedRateArgs,
   formatPathTable,
@@ -230,94 +228,18 @@ export function countAccessLog(text: string): AccessCounts {
   return c;
 }
 
-/** The lab this bench builds, driven through the `weft` command as a user drives it. */
-class BenchLab {
-  constructor(
-    readonly dir: string,
-    readonly signal: AbortSignal,
-  ) {}
+/** `weft bench tcp` in the path's client pod, against its server. */
+function client(lab: BenchLab, path: CapturePath, port: number, args: readonly string[]): Promise<unknown> {
+  const { pod, server } = ROUTES[path];
+  return lab.runInPod(pod, ['bench', 'tcp', '--target', `${server}:${port}`, ...args]);
+}
 
-  /** `weft ARGS…` from this build; its stdout, or an error with its stderr. */
-  async weft(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-    const child = spawn(process.execPath, [weftCliPath(), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env,
-      signal: this.signal,
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    if (code !== 0)
-      throw new Error(`weft ${args.join(' ')} failed (${String(code)}): ${(err || out).trim()}`);
-    return out;
-  }
+function agentPids(lab: BenchLab): [number, number] {
+  return [lab.agentPid(NODES[0]), lab.agentPid(NODES[1])];
+}
 
-  /** `weft bench tcp --json` in the path's client pod, through `weft lab exec`. */
-  client(path: CapturePath, port: number, args: readonly string[]): Promise<unknown> {
-    const { pod, server } = ROUTES[path];
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [
-        weftCliPath(),
-        'lab',
-        'exec',
-        '--dir',
-        this.dir,
-        pod,
-        '--',
-        // `lab exec` runs CMD as given: name this build explicitly.
-        process.execPath,
-        weftCliPath(),
-        'bench',
-        'tcp',
-        '--json',
-        '--target',
-        `${server}:${port}`,
-        ...args,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], signal: this.signal },
-    );
-    return childJson(child, `the ${path} client (${pod} → ${server}:${port} ${args.join(' ')})`);
-  }
-
-  state(): LabState {
-    const s = readLabState(this.dir);
-    if (s === undefined) throw new Error(`no lab state in ${this.dir}`);
-    return s;
-  }
-
-  agentPids(): [number, number] {
-    const nodes = this.state().nodes;
-    const pid = (name: string): number => {
-      const agent = nodes.find((n) => n.name === name)?.agent;
-      if (!agent) throw new Error(`the lab has no agent on ${name}`);
-      return agent.pid;
-    };
-    return [pid(NODES[0]), pid(NODES[1])];
-  }
-
-  accessCounts(): AccessCounts {
-    return countAccessLog(readFileSync(join(this.state().logsDir, `agent-${NODES[0]}.log`), 'utf8'));
-  }
-
-  async until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      this.signal.throwIfAborted();
-      try {
-        const v = await probe();
-        if (v !== undefined) return v;
-      } catch (err) {
-        if (this.signal.aborted) throw err;
-        last = (err as Error).message;
-      }
-      await sleep(200);
-    }
-    throw new Error(`timed out waiting for ${what}${last ? ` (last: ${last})` : ''}`);
-  }
+function accessCounts(lab: BenchLab): AccessCounts {
+  return countAccessLog(readFileSync(join(lab.state().logsDir, `agent-${NODES[0]}.log`), 'utf8'));
 }
 
 /** Which counter of node-1's access log a path's connections go to, and the other-verdict one. */
@@ -334,10 +256,10 @@ async function loggedSince(
   n: number,
 ): Promise<{ logged: number; otherVerdict: number }> {
   const { ok, other } = LOGGED[path];
-  let now = lab.accessCounts();
+  let now = accessCounts(lab);
   for (let i = 0; i < 50 && now[ok] - before[ok] < n; i++) {
     await sleep(100);
-    now = lab.accessCounts();
+    now = accessCounts(lab);
   }
   return { logged: now[ok] - before[ok], otherVerdict: now[other] - before[other] };
 }
@@ -362,28 +284,14 @@ async function otherLabs(ownId: string | undefined): Promise<string[]> {
 
 export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureCostResult> {
   const out = opts.out;
-  const top = mkdtempSync(join(tmpdir(), 'weft-bench-capture-'));
-  const dir = join(top, 'lab');
-  const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (abort.signal.aborted) return out(`${sig}: already stopping; the lab is being taken down`);
-    out(`${sig}: stopping; taking the lab down …`);
-    abort.abort(new Error(`interrupted (${sig})`));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const lab = new BenchLab(dir, abort.signal);
   const loadavgAtStart = loadavg().map(round2);
   const labsAtStart = await otherLabs(undefined);
-  let ok = false;
-  try {
-    out(`building the lab in ${dir}: two nodes, the CA, two capturing agents …`);
-    // The check below reads the agents' access log: it must be written whatever the caller's log level.
-    await lab.weft(['lab', 'up', '--dir', dir], { ...process.env, WEFT_LAB_LOG_LEVEL: 'info' });
-    const manifests = join(top, 'capture-bench.yaml');
+  return withBenchLab('weft-bench-capture-', out, async (lab) => {
+    out(`built the lab in ${lab.dir}: two nodes, the CA, two capturing agents`);
+    const manifests = join(lab.top, 'capture-bench.yaml');
     writeFileSync(manifests, MANIFESTS);
-    await lab.weft(['apply', '-f', manifests, '--dir', dir]);
-    await lab.weft(['label', 'namespace', MESH_NS, 'istio.io/dataplane-mode=ambient', '--dir', dir]);
+    await lab.weft(['apply', '-f', manifests, '--dir', lab.dir]);
+    await lab.weft(['label', 'namespace', MESH_NS, 'istio.io/dataplane-mode=ambient', '--dir', lab.dir]);
     out('pods: plain/client and mesh/client on node-1, plain/server and mesh/server on node-2');
     await lab.until('the four pods to be ready', 60_000, () =>
       Promise.resolve(
@@ -397,8 +305,8 @@ export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureC
     // Every path works, and the captured ones are captured as intended, before anything is measured.
     for (const path of CAPTURE_PATHS)
       await lab.until(`the ${path} path`, 30_000, async () => {
-        const before = lab.accessCounts();
-        await lab.client(path, ECHO_PORT, PROBE_ARGS);
+        const before = accessCounts(lab);
+        await client(lab, path, ECHO_PORT, PROBE_ARGS);
         if (path === 'direct') return true;
         const seen = await loggedSince(lab, path, before, 1);
         if (seen.logged > 0) return true;
@@ -418,10 +326,10 @@ export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureC
       loadSeconds: number,
       run: () => Promise<T>,
     ): Promise<{ result: T; cost: AgentUsage }> => {
-      const pids = lab.agentPids();
-      const before = lab.accessCounts();
+      const pids = agentPids(lab);
+      const before = accessCounts(lab);
       const { result, usage } = await withUsage(pids, run).catch((err: unknown) => {
-        if (lab.agentPids().some((pid, i) => pid !== pids[i]))
+        if (agentPids(lab).some((pid, i) => pid !== pids[i]))
           throw new Error(`an agent restarted during the ${path} run (${test})`, { cause: err });
         throw err;
       });
@@ -446,7 +354,7 @@ export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureC
         'fixed1000',
         FIXED_RATE_CONNECTIONS,
         w.warmupS + w.durationS,
-        async () => (await lab.client(p, ECHO_PORT, fixedRateArgs(w))) as LoadResult,
+        async () => (await client(lab, p, ECHO_PORT, fixedRateArgs(w))) as LoadResult,
       );
       Object.assign(rows.get(p)!, { fixed1000: m.result, fixed1000Cost: m.cost });
     });
@@ -456,7 +364,7 @@ export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureC
         'maxRps',
         MAX_RATE_CONNECTIONS,
         w.warmupS + w.durationS,
-        async () => (await lab.client(p, ECHO_PORT, maxRateArgs(w))) as LoadResult,
+        async () => (await client(lab, p, ECHO_PORT, maxRateArgs(w))) as LoadResult,
       );
       Object.assign(rows.get(p)!, { maxRps: m.result, maxRpsCost: m.cost });
     });
@@ -466,12 +374,12 @@ export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureC
         'bulk1',
         1,
         w.durationS,
-        async () => (await lab.client(p, DISCARD_PORT, bulkArgs(w, 1))) as BulkResult,
+        async () => (await client(lab, p, DISCARD_PORT, bulkArgs(w, 1))) as BulkResult,
       );
       Object.assign(rows.get(p)!, { bulk1: m.result, bulk1Cost: m.cost });
     });
 
-    const totals = lab.accessCounts();
+    const totals = accessCounts(lab);
     const problems: string[] = [];
     for (const r of runs) {
       const expected = r.path === 'capture' ? 'passthrough' : 'allowed (HBONE)';
@@ -503,34 +411,8 @@ export async function runCaptureCost(opts: CaptureCostOptions): Promise<CaptureC
       paths: CAPTURE_PATHS.map((p) => rows.get(p) as CaptureRow),
       check: { passed: problems.length === 0, problems, runs, directSeen: totals.direct, totals },
     };
-    ok = result.check.passed;
-    return result;
-  } catch (err) {
-    // A child killed by the abort reports a bare AbortError: say why instead.
-    throw abort.signal.aborted ? abort.signal.reason : err;
-  } finally {
-    // Logs are worth keeping when something went wrong, not when the user interrupted.
-    const keep = !ok && !abort.signal.aborted;
-    // Taking the lab down must survive a second Ctrl-C: its own process group, no abort signal.
-    out(`taking the lab down${keep ? ' (keeping its logs)' : ''} …`);
-    const down = spawn(
-      process.execPath,
-      [weftCliPath(), 'lab', 'down', '--dir', dir, ...(keep ? ['--keep-files'] : [])],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      },
-    );
-    let text = '';
-    down.stdout.on('data', (d: Buffer) => (text += d.toString()));
-    down.stderr.on('data', (d: Buffer) => (text += d.toString()));
-    const [code] = (await once(down, 'exit')) as [number | null];
-    if (code !== 0) out(`weft lab down --dir ${dir} failed (${String(code)}): ${text.trim()}`);
-    else if (!keep) rmSync(top, { recursive: true, force: true });
-    else out(`the lab's logs are kept in ${join(dir, 'logs')}`);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+    return { result, ok: result.check.passed };
+  });
 }
 
 function perRequestUs(cost: AgentUsage, rps: number, node: 0 | 1): string {

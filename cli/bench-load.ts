@@ -2,7 +2,9 @@
 // `weft bench serve` (the trivial servers it is measured against).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { runBulk } from '../bench/load/bulk.js';
+import { holdConnections } from '../bench/load/hold.js';
 import { formatBulkResult, formatLoadResult, progressLine } from '../bench/load/format.js';
 import { grpcProtocol } from '../bench/load/protocols/grpc.js';
 import { http1Protocol } from '../bench/load/protocols/http1.js';
@@ -29,6 +31,8 @@ export const LOAD_USAGE = `weft bench load --target HOST:PORT [--protocol http1|
                scheduled start. --streams: concurrent streams per connection (http2, grpc).
                --realtime: re-runs itself under chrt -f (root), for fixed-rate latency
 weft bench load --protocol tcp --bulk --target HOST:PORT [--streams 1] [--duration 10s]   Gbit/s to a discard server
+weft bench hold --target HOST:PORT [--connections 10000] [--hold 10s]   opens idle connections, prints
+               {"opened":N,"failed":F} when all are open, holds them, then closes them
 weft bench tcp …   the same as weft bench load --protocol tcp …
 weft bench serve [--http ADDR] [--h2c ADDR] [--grpc ADDR] [--echo ADDR] [--discard ADDR] [--response-size 1024]
                the trivial servers: HTTP/1.1 and h2c answer any request with --response-size bytes,
@@ -161,6 +165,26 @@ async function reexecRealtime(): Promise<number> {
   });
   const [code] = (await once(child, 'exit')) as [number | null];
   return code ?? 1;
+}
+
+export async function benchHold(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    target: { type: 'string' },
+    connections: { type: 'string' },
+    hold: { type: 'string' },
+    'local-address': { type: 'string' },
+  });
+  const held = await holdConnections({
+    target: hostPortFlag(f, 'target', ''),
+    localAddress: typeof f['local-address'] === 'string' ? f['local-address'] : undefined,
+    connections: intFlag(f, 'connections', 10_000, 1_000_000),
+  });
+  process.stdout.write(`${JSON.stringify({ opened: held.opened, failed: held.failed })}\n`);
+  await Promise.race([sleep(durationMsFlag(f, 'hold', 10_000)), untilSignal()]);
+  const stillOpen = held.open();
+  held.close();
+  process.stdout.write(`${JSON.stringify({ opened: held.opened, failed: held.failed, stillOpen })}\n`);
+  return 0;
 }
 
 export async function benchServe(argv: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 // `weft bench ca|mesh|capture|load|tcp|serve`
 import { runCaBench } from '../bench/ca-signing.js';
 import { durationMsFlag, parseFlags, UsageError } from './flags.js';
-import { benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-load.js';
+import { benchHold, benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-load.js';
 import { formatCompare, runMeshCompare } from '../bench/mesh-compare.js';
 import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
 
@@ -16,6 +16,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (sub === 'load') return benchLoad(rest);
   if (sub === 'tcp') return benchLoad(rest, 'tcp');
   if (sub === 'serve') return benchServe(rest);
+  if (sub === 'hold') return benchHold(rest);
   if (sub === 'mesh') return benchMesh(rest);
   if (sub === 'capture') return benchCapture(rest);
   if (sub !== 'ca') throw new UsageError(BENCH_USAGE);

@@ -64,7 +64,7 @@ export interface ScenarioReport {
   /** `HTTP/1.1 1 KiB at 1000 rps, 4 connections, 30 s`. */
   readonly title: string;
   readonly kind: ScenarioKind;
-  /** The exact `weft bench load …` arguments (without --target) the client ran, for reproduction. */
+  /** The exact `weft …` arguments (without --target and --json) the client ran, for reproduction. */
   readonly clientArgs: readonly string[];
   readonly runs: readonly PathRun[];
 }

@@ -1,11 +1,19 @@
 // `weft bench ca|mesh|capture|load|tcp|serve`
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { runCaBench } from '../bench/ca-signing.js';
+import { runCompare } from '../bench/compare.js';
+import { renderCompareHtml } from '../bench/report/html.js';
+import { formatCompareMarkdown } from '../bench/report/markdown.js';
 import { durationMsFlag, parseFlags, UsageError } from './flags.js';
 import { benchHold, benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-load.js';
 import { formatCompare, runMeshCompare } from '../bench/mesh-compare.js';
 import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
 
 export const BENCH_USAGE = `weft bench ca [--requests 2000] [--concurrency 8] [--warmup 200] [--json]   CA signing rate and latency
+weft bench compare [--duration 30s] [--warmup 5s] [--idle-connections 10000] [--quick] [--out DIR] [--json]
+               the quoted scenarios (a)-(e) over direct, mesh, waypoint and an HAProxy mTLS pair in a weft
+               lab (root); writes DIR/report.json and DIR/report.html (default bench/results), prints Markdown
 weft bench mesh [--duration 10s] [--warmup 2s] [--json]   direct vs Weft vs HAProxy mTLS, two lab nodes (root)
 weft bench capture [--duration 10s] [--warmup 2s] [--json]   direct vs captured passthrough vs mesh in a
                weft lab: the cost of transparent capture alone (root)
@@ -17,6 +25,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (sub === 'tcp') return benchLoad(rest, 'tcp');
   if (sub === 'serve') return benchServe(rest);
   if (sub === 'hold') return benchHold(rest);
+  if (sub === 'compare') return benchCompare(rest);
   if (sub === 'mesh') return benchMesh(rest);
   if (sub === 'capture') return benchCapture(rest);
   if (sub !== 'ca') throw new UsageError(BENCH_USAGE);
@@ -85,4 +94,35 @@ async function benchCapture(argv: string[]): Promise<number> {
     `weft: CAPTURE CHECK FAILED: the figures do not measure what they claim\n${result.check.problems.map((p) => `  ${p}\n`).join('')}`,
   );
   return 1;
+}
+
+async function benchCompare(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    'idle-connections': { type: 'string' },
+    quick: { type: 'boolean' },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (process.getuid?.() !== 0) throw new Error('weft bench compare needs root (it builds a weft lab)');
+  const quick = f.quick === true;
+  const outDir = resolve(typeof f.out === 'string' ? f.out : 'bench/results');
+  mkdirSync(outDir, { recursive: true });
+  const report = await runCompare({
+    durationS: durationMsFlag(f, 'duration', quick ? 3000 : 30_000) / 1000,
+    warmupS: durationMsFlag(f, 'warmup', quick ? 1000 : 5000) / 1000,
+    idleConnections: intFlag(f, 'idle-connections', quick ? 1000 : 10_000, 15_000),
+    outDir,
+    command: ['weft', 'bench', 'compare', ...argv].join(' '),
+    out: (line) => process.stderr.write(`${line}\n`),
+  });
+  writeFileSync(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(outDir, 'report.html'), renderCompareHtml(report));
+  process.stderr.write(`report: ${join(outDir, 'report.html')} (data: report.json)\n`);
+  process.stdout.write(
+    f.json === true ? `${JSON.stringify(report)}\n` : `${formatCompareMarkdown(report)}\n`,
+  );
+  const failed = report.scenarios.flatMap((s) => s.runs.filter((r) => r.error !== undefined));
+  return failed.length === 0 ? 0 : 1;
 }

@@ -1,0 +1,449 @@
+// `weft bench compare`: the scenarios we quote, on a real `weft lab`, over every path, interleaved per
+// scenario so drift hits all paths alike:
+//
+// - direct: plain client pod → plain server pod;
+// - mesh (L4): enrolled client → node-1's agent (captured by tc eBPF) → HBONE mTLS → node-2's agent →
+//   enrolled server;
+// - waypoint (L4 + waypoint): reported as unavailable until the waypoint exists;
+// - haproxy (the baseline): plain client → HAProxy pod on node 1 → TLS 1.3 with client certificates from
+//   the mesh CA → HAProxy pod on node 2 → plain server. One thread each, like one agent process.
+//
+// CPU seconds and RSS of the path's processes are sampled from /proc around each run. Fixed-rate
+// clients run under SCHED_FIFO (see load/scheduler.ts), and for the whole bench /dev/cpu_dma_latency is
+// held at 0 (as tuned's latency-performance profile does), so idle vCPUs poll instead of halting and a
+// wake-up is not a VM exit: both remove the generator's and the VM's share from the latencies.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { issueCertificateFiles } from '../lab/certs.js';
+import { manifestFile, namespaceManifest, podManifest } from '../lab/manifests.js';
+import { BenchLab, withBenchLab } from './bench-lab.js';
+import {
+  COMPARE_REPORT_VERSION,
+  type CompareReport,
+  type IdleResult,
+  type PathId,
+  type PathInfo,
+  type PathRun,
+  type PathUsage,
+  type ScenarioReport,
+} from './compare-report.js';
+import type { BulkResult } from './load/bulk.js';
+import type { LoadResult } from './load/run.js';
+import { sampleProcess } from './proc-stats.js';
+import { mib, withUsage } from './path-compare.js';
+
+const PLAIN_NS = 'plain';
+const MESH_NS = 'mesh';
+const IP = {
+  plainClient: '10.77.1.10',
+  meshClient: '10.77.1.11',
+  haproxyClient: '10.77.1.12',
+  plainServer: '10.77.2.10',
+  meshServer: '10.77.2.11',
+  haproxyServer: '10.77.2.12',
+} as const;
+const PORT = { http: 8080, echo: 9000, discard: 9001 } as const;
+type Service = keyof typeof PORT;
+/** Idle connections HAProxy can hold here: each takes two of its 20,000 file descriptors. */
+const HAPROXY_MAX_IDLE = 9000;
+/** HAProxy's TLS listener for a service is its port + this. */
+const TUNNEL_OFFSET = 10_000;
+
+export const PATHS: readonly PathInfo[] = [
+  { id: 'direct', title: 'client pod → server pod (plain TCP)', available: true, processes: [] },
+  {
+    id: 'mesh',
+    title: 'client pod → agent node-1 (tc eBPF capture) → HBONE mTLS → agent node-2 → server pod',
+    available: true,
+    processes: ['agent-node-1', 'agent-node-2'],
+  },
+  {
+    id: 'waypoint',
+    title: 'client pod → agent → waypoint → agent → server pod',
+    available: false,
+    why: 'the waypoint (proxy/) does not exist yet: it lands with the waypoint issue',
+    processes: [],
+  },
+  {
+    id: 'haproxy',
+    title: 'client pod → HAProxy node-1 → TLS 1.3 mTLS → HAProxy node-2 → server pod',
+    available: true,
+    processes: ['haproxy-client', 'haproxy-server'],
+  },
+];
+
+/** Which pod a path's client runs in and where it connects for a service. */
+function route(path: PathId, service: Service): { pod: string; target: string } {
+  const port = PORT[service];
+  if (path === 'mesh') return { pod: `${MESH_NS}/client`, target: `${IP.meshServer}:${port}` };
+  if (path === 'haproxy') return { pod: `${PLAIN_NS}/client`, target: `${IP.haproxyClient}:${port}` };
+  return { pod: `${PLAIN_NS}/client`, target: `${IP.plainServer}:${port}` };
+}
+
+export interface CompareOptions {
+  /** Measured seconds of each load run (bulk runs too). */
+  readonly durationS: number;
+  readonly warmupS: number;
+  /** Idle connections held for scenario (e). */
+  readonly idleConnections: number;
+  /** Where report.json and report.html go. */
+  readonly outDir: string;
+  readonly command: string;
+  readonly out: (line: string) => void;
+}
+
+interface ScenarioPlan {
+  readonly id: string;
+  readonly title: string;
+  readonly kind: ScenarioReport['kind'];
+  readonly service: Service;
+  /** `weft bench …` arguments, without --target and --json. */
+  readonly args: readonly string[];
+  /** Whether the client runs under SCHED_FIFO (fixed rate only). */
+  readonly realtime: boolean;
+}
+
+function scenarioPlans(o: CompareOptions): ScenarioPlan[] {
+  const d = `${o.durationS}s`;
+  const w = `${o.warmupS}s`;
+  const load = ['bench', 'load', '--no-progress', '--duration', d, '--warmup', w];
+  return [
+    {
+      id: 'a',
+      title: `HTTP/1.1, 1 KiB responses at 1000 rps, 4 connections, ${d}`,
+      kind: 'latency',
+      service: 'http',
+      args: [...load, '--protocol', 'http1', '--connections', '4', '--rate', '1000'],
+      realtime: true,
+    },
+    {
+      id: 'b',
+      title: `HTTP/1.1, 1 KiB responses, maximum rate, 16 connections, ${d}`,
+      kind: 'throughput',
+      service: 'http',
+      args: [...load, '--protocol', 'http1', '--connections', '16'],
+      realtime: false,
+    },
+    ...[1, 8].map((streams): ScenarioPlan => ({
+      id: `c${streams}`,
+      title: `bulk TCP upload, ${streams} stream${streams > 1 ? 's' : ''}, ${d}`,
+      kind: 'bulk',
+      service: 'discard',
+      args: ['bench', 'load', '--protocol', 'tcp', '--bulk', '--streams', String(streams), '--duration', d],
+      realtime: false,
+    })),
+    {
+      id: 'd',
+      title: `HTTP/1.1, a new connection per request at 500 conn/s, ${d}`,
+      kind: 'latency',
+      service: 'http',
+      args: [...load, '--protocol', 'http1', '--new-connection', '--rate', '500'],
+      realtime: true,
+    },
+    {
+      id: 'e',
+      title: `memory with ${o.idleConnections} idle tunnelled connections`,
+      kind: 'memory',
+      service: 'echo',
+      args: ['bench', 'hold', '--connections', String(o.idleConnections), '--hold', '5s'],
+      realtime: false,
+    },
+  ];
+}
+
+const SERVE = [
+  'weft',
+  'bench',
+  'serve',
+  '--http',
+  `0.0.0.0:${PORT.http}`,
+  '--echo',
+  `0.0.0.0:${PORT.echo}`,
+  '--discard',
+  `0.0.0.0:${PORT.discard}`,
+  '--response-size',
+  '1024',
+];
+
+function haproxyConfig(frontends: string[]): string {
+  return [
+    'global',
+    // One thread, as one agent process is one event loop: a like-for-like baseline.
+    '  nbthread 1',
+    // Two descriptors per tunnelled connection within the 20,000 a process may have here (the limit
+    // cannot be raised in this sandbox): see HAPROXY_MAX_IDLE.
+    `  maxconn ${HAPROXY_MAX_IDLE + 500}`,
+    'defaults',
+    '  mode tcp',
+    '  timeout connect 5s',
+    '  timeout client 600s',
+    '  timeout server 600s',
+    ...frontends,
+    '',
+  ].join('\n');
+}
+
+/** HAProxy pair configs: node-1 listens plain and originates mTLS; node-2 terminates it. */
+function haproxyConfigs(pem: { client: string; server: string; ca: string }): {
+  client: string;
+  server: string;
+} {
+  const client: string[] = [];
+  const server: string[] = [];
+  for (const [name, port] of Object.entries(PORT)) {
+    const tunnel = `${IP.haproxyServer}:${port + TUNNEL_OFFSET}`;
+    client.push(
+      `frontend ${name}`,
+      `  bind ${IP.haproxyClient}:${port}`,
+      `  default_backend ${name}`,
+      `backend ${name}`,
+      `  server tunnel ${tunnel} ssl crt ${pem.client} ca-file ${pem.ca} verify required ssl-min-ver TLSv1.3`,
+    );
+    server.push(
+      `frontend ${name}`,
+      `  bind ${tunnel} ssl crt ${pem.server} ca-file ${pem.ca} verify required ssl-min-ver TLSv1.3`,
+      `  default_backend ${name}`,
+      `backend ${name}`,
+      `  server app ${IP.plainServer}:${port}`,
+    );
+  }
+  return { client: haproxyConfig(client), server: haproxyConfig(server) };
+}
+
+async function deploy(lab: BenchLab, out: (line: string) => void): Promise<void> {
+  const state = lab.state();
+  const certs = join(lab.top, 'haproxy');
+  mkdirSync(certs, { recursive: true });
+  const td = 'cluster.local';
+  const c = await issueCertificateFiles(
+    state.caDir,
+    td,
+    `spiffe://${td}/ns/${PLAIN_NS}/sa/haproxy-client`,
+    certs,
+    'client',
+  );
+  const s = await issueCertificateFiles(
+    state.caDir,
+    td,
+    `spiffe://${td}/ns/${PLAIN_NS}/sa/haproxy-server`,
+    certs,
+    'server',
+  );
+  const configs = haproxyConfigs({ client: c.combined, server: s.combined, ca: state.ca.rootCertFile });
+  writeFileSync(join(certs, 'client.cfg'), configs.client);
+  writeFileSync(join(certs, 'server.cfg'), configs.server);
+  const haproxy = (cfg: string) => ['haproxy', '-db', '-f', cfg];
+  const pod = (name: string, ns: string, node: string, ip: string, command: string[], ports: number[] = []) =>
+    podManifest({ name, namespace: ns, serviceAccount: name, node, ip, command, containerPorts: ports });
+  const servicePorts = Object.values(PORT);
+  const manifests = join(lab.top, 'compare.yaml');
+  writeFileSync(
+    manifests,
+    manifestFile(
+      namespaceManifest(PLAIN_NS),
+      namespaceManifest(MESH_NS),
+      pod('client', PLAIN_NS, 'node-1', IP.plainClient, ['sleep', 'infinity']),
+      pod('client', MESH_NS, 'node-1', IP.meshClient, ['sleep', 'infinity']),
+      pod('server', PLAIN_NS, 'node-2', IP.plainServer, SERVE, servicePorts),
+      pod('server', MESH_NS, 'node-2', IP.meshServer, SERVE, servicePorts),
+      pod(
+        'haproxy-client',
+        PLAIN_NS,
+        'node-1',
+        IP.haproxyClient,
+        haproxy(join(certs, 'client.cfg')),
+        servicePorts,
+      ),
+      pod(
+        'haproxy-server',
+        PLAIN_NS,
+        'node-2',
+        IP.haproxyServer,
+        haproxy(join(certs, 'server.cfg')),
+        servicePorts.map((p) => p + TUNNEL_OFFSET),
+      ),
+    ),
+  );
+  await lab.weft(['apply', '-f', manifests, '--dir', lab.dir]);
+  await lab.weft(['label', 'namespace', MESH_NS, 'istio.io/dataplane-mode=ambient', '--dir', lab.dir]);
+  out('pods: clients and HAProxy on node-1; servers and HAProxy on node-2; namespace mesh enrolled');
+  await lab.untilPodsReady([PLAIN_NS, MESH_NS], 6);
+}
+
+function processPids(lab: BenchLab, info: PathInfo): number[] {
+  return info.processes.map((name) =>
+    name.startsWith('agent-') ? lab.agentPid(name.slice('agent-'.length)) : lab.podPid(`${PLAIN_NS}/${name}`),
+  );
+}
+
+function usageOf(
+  info: PathInfo,
+  usage: { seconds: number; cpuSeconds: readonly number[]; rssBytes: readonly number[] },
+  rps: number | null,
+): PathUsage {
+  const cpu = Object.fromEntries(info.processes.map((n, i) => [n, round3(usage.cpuSeconds[i]!)]));
+  const rss = Object.fromEntries(info.processes.map((n, i) => [n, mib(usage.rssBytes[i]!)]));
+  const cpuTotal = usage.cpuSeconds.reduce((a, b) => a + b, 0);
+  const rssTotal = Object.values(rss).reduce((a, b) => a + b, 0);
+  const perK = rps !== null && rps > 0 && info.processes.length > 0 ? rps / 1000 : null;
+  return {
+    seconds: round3(usage.seconds),
+    cpuSeconds: cpu,
+    rssMiB: rss,
+    vcpuPer1000Rps: perK === null ? null : round3(cpuTotal / usage.seconds / perK),
+    mibPer1000Rps: perK === null ? null : round3(rssTotal / perK),
+  };
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
+
+/** Scenario (e) on one path: hold the connections, sample memory while held, let go. */
+async function idleRun(
+  lab: BenchLab,
+  info: PathInfo,
+  plan: ScenarioPlan,
+  connections: number,
+): Promise<IdleResult> {
+  const pids = processPids(lab, info);
+  const before = pids.map((pid) => sampleProcess(pid).rssBytes);
+  const { pod, target } = route(info.id, plan.service);
+  const args = plan.args.map((a, i) => (plan.args[i - 1] === '--connections' ? String(connections) : a));
+  const child: ChildProcess = lab.spawnInPod(pod, [...args, '--target', target]);
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const lines = createInterface({ input: child.stdout! });
+  try {
+    for await (const line of lines) {
+      const opened = JSON.parse(line) as { opened: number; failed: number };
+      // Let the proxies settle (pool setup, allocations) before sampling.
+      await new Promise((r) => setTimeout(r, 2000));
+      const held = pids.map((pid) => sampleProcess(pid).rssBytes);
+      const delta = held.reduce((s, v, i) => s + v - before[i]!, 0);
+      return {
+        connections: opened.opened,
+        failed: opened.failed,
+        rssBeforeMiB: Object.fromEntries(info.processes.map((n, i) => [n, mib(before[i]!)])),
+        rssHeldMiB: Object.fromEntries(info.processes.map((n, i) => [n, mib(held[i]!)])),
+        mibPer1000Connections: opened.opened > 0 ? round3(delta / 2 ** 20 / (opened.opened / 1000)) : 0,
+      };
+    }
+    throw new Error(`the idle client printed nothing: ${err.trim()}`);
+  } finally {
+    // It lets go by itself after --hold; the next path must not share the machine with its connections.
+    if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+  }
+}
+
+async function run(lab: BenchLab, info: PathInfo, plan: ScenarioPlan, o: CompareOptions): Promise<PathRun> {
+  if (!info.available) return { path: info.id };
+  try {
+    if (plan.kind === 'memory')
+      return { path: info.id, idle: await idleRun(lab, info, plan, o.idleConnections) };
+    const { pod, target } = route(info.id, plan.service);
+    const { result, usage } = await withUsage(processPids(lab, info), () =>
+      lab.runInPod(pod, [...plan.args, '--target', target], { realtime: plan.realtime }),
+    );
+    if (plan.kind === 'bulk')
+      return { path: info.id, bulk: result as BulkResult, usage: usageOf(info, usage, null) };
+    const load = result as LoadResult;
+    return { path: info.id, load, usage: usageOf(info, usage, load.achievedRps) };
+  } catch (err) {
+    return { path: info.id, error: (err as Error).message };
+  }
+}
+
+/** Holds the machine's CPU wake-up latency requirement at 0 µs until the returned function is called. */
+function holdCpuDmaLatency(out: (line: string) => void): () => void {
+  try {
+    const fd = openSync('/dev/cpu_dma_latency', 'w');
+    const zero = Buffer.alloc(4);
+    writeSync(fd, zero);
+    return () => closeSync(fd);
+  } catch (err) {
+    out(
+      `cannot hold /dev/cpu_dma_latency at 0 (${(err as Error).message}): latencies include idle-state exits`,
+    );
+    return () => undefined;
+  }
+}
+
+export async function runCompare(o: CompareOptions): Promise<CompareReport> {
+  const startedAt = new Date().toISOString();
+  const plans = scenarioPlans(o);
+  const release_ = holdCpuDmaLatency(o.out);
+  try {
+    return await withBenchLab('weft-bench-compare-', o.out, async (lab) => {
+      o.out(`built the lab in ${lab.dir}`);
+      await deploy(lab, o.out);
+      // Every path answers before anything is measured.
+      for (const info of PATHS.filter((p) => p.available)) {
+        const { pod, target } = route(info.id, 'http');
+        await lab.until(`the ${info.id} path`, 30_000, () =>
+          lab.runInPod(pod, [
+            'bench',
+            'load',
+            '--no-progress',
+            '--duration',
+            '300ms',
+            '--warmup',
+            '0s',
+            '--connections',
+            '1',
+            '--target',
+            target,
+          ]),
+        );
+      }
+      const scenarios: ScenarioReport[] = [];
+      for (const plan of plans) {
+        const runs: PathRun[] = [];
+        for (const info of PATHS) {
+          if (info.available) o.out(`  (${plan.id}) ${plan.title}: ${info.id}`);
+          runs.push(await run(lab, info, plan, o));
+        }
+        scenarios.push({ id: plan.id, title: plan.title, kind: plan.kind, clientArgs: plan.args, runs });
+      }
+      const floor = scenarios.find((s) => s.id === 'a')?.runs.find((r) => r.path === 'direct')?.load
+        ?.latencyUs.p99;
+      const report: CompareReport = {
+        version: COMPARE_REPORT_VERSION,
+        command: o.command,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        commit: gitCommit(),
+        machine: {
+          cpus: cpus().length,
+          cpuModel: cpus()[0]?.model ?? 'unknown',
+          memoryGiB: Math.round(totalmem() / 2 ** 30),
+          kernel: release(),
+          node: process.version,
+        },
+        generatorScheduler: process.getuid?.() === 0 ? 'SCHED_FIFO (fixed-rate runs)' : 'SCHED_OTHER',
+        generatorFloorP99Us: floor ?? null,
+        paths: PATHS,
+        scenarios,
+      };
+      const failed = scenarios.flatMap((s) => s.runs.filter((r) => r.error !== undefined));
+      return { result: report, ok: failed.length === 0 };
+    });
+  } finally {
+    release_();
+  }
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    return 'unknown';
+  }
+}

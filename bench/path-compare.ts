@@ -1,6 +1,6 @@
-// What the path comparisons (`weft bench mesh`, `weft bench capture`) share: the load tests and their
-// `weft bench tcp` arguments, running them interleaved per test (so drift hits every path alike),
-// sampling the CPU and memory of the processes on a path around a run, and the Markdown tables.
+// Path comparison helpers: the raw-TCP load tests of `weft bench capture` and their `weft bench tcp`
+// arguments, running them interleaved per test (so drift hits every path alike), sampling the CPU and
+// memory of the processes on a path around a run (also used by `weft bench compare`), and the tables.
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { sampleProcess, type ProcSample } from './proc-stats.js';

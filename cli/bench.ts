@@ -1,4 +1,4 @@
-// `weft bench ca|mesh|capture|load|tcp|serve`
+// `weft bench ca|compare|capture|load|tcp|hold|serve`
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCaBench } from '../bench/ca-signing.js';
@@ -7,14 +7,12 @@ import { renderCompareHtml } from '../bench/report/html.js';
 import { formatCompareMarkdown } from '../bench/report/markdown.js';
 import { durationMsFlag, parseFlags, UsageError } from './flags.js';
 import { benchHold, benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-load.js';
-import { formatCompare, runMeshCompare } from '../bench/mesh-compare.js';
 import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
 
 export const BENCH_USAGE = `weft bench ca [--requests 2000] [--concurrency 8] [--warmup 200] [--json]   CA signing rate and latency
 weft bench compare [--duration 30s] [--warmup 5s] [--idle-connections 10000] [--quick] [--out DIR] [--json]
                the quoted scenarios (a)-(e) over direct, mesh, waypoint and an HAProxy mTLS pair in a weft
                lab (root); writes DIR/report.json and DIR/report.html (default bench/results), prints Markdown
-weft bench mesh [--duration 10s] [--warmup 2s] [--json]   direct vs Weft vs HAProxy mTLS, two lab nodes (root)
 weft bench capture [--duration 10s] [--warmup 2s] [--json]   direct vs captured passthrough vs mesh in a
                weft lab: the cost of transparent capture alone (root)
 ${LOAD_USAGE}`;
@@ -26,7 +24,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (sub === 'serve') return benchServe(rest);
   if (sub === 'hold') return benchHold(rest);
   if (sub === 'compare') return benchCompare(rest);
-  if (sub === 'mesh') return benchMesh(rest);
   if (sub === 'capture') return benchCapture(rest);
   if (sub !== 'ca') throw new UsageError(BENCH_USAGE);
   const f = parseFlags(rest, {
@@ -57,21 +54,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
 
 function secondsToMs(values: Record<string, unknown>, name: string, fallbackS: number): number {
   return durationMsFlag(values, name, fallbackS * 1000);
-}
-
-async function benchMesh(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, {
-    duration: { type: 'string' },
-    warmup: { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  const rows = await runMeshCompare({
-    durationS: secondsToMs(f, 'duration', 10) / 1000,
-    warmupS: secondsToMs(f, 'warmup', 2) / 1000,
-    out: (line) => process.stderr.write(`${line}\n`),
-  });
-  process.stdout.write(f.json === true ? JSON.stringify(rows) + '\n' : formatCompare(rows) + '\n');
-  return 0;
 }
 
 async function benchCapture(argv: string[]): Promise<number> {

@@ -16,11 +16,13 @@ import {
   startGrpcEchoServer,
   startH2cServer,
   startHttp1Server,
-  type Closable,
+  type BenchServer,
 } from '../bench/load/servers.js';
 import type { LoadProtocol } from '../bench/load/types.js';
 import { startDiscardServer, startEchoServer } from '../bench/tcp-servers.js';
-import type { HostPort } from '../core/address.js';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { formatHostPort, parseHostPort, type HostPort } from '../core/address.js';
 import { durationMsFlag, hostPortFlag, parseFlags, stringFlag, untilSignal, UsageError } from './flags.js';
 
 export const LOAD_USAGE = `weft bench load --target HOST:PORT [--protocol http1|http2|grpc|tcp] [--path /] [--authority HOST]
@@ -86,7 +88,7 @@ export async function benchLoad(argv: string[], defaultProtocol: ProtocolName = 
   if (!(PROTOCOLS as readonly string[]).includes(name))
     throw new UsageError(`--protocol: expected one of ${PROTOCOLS.join(', ')}, got ${name}`);
   const protocolName = name as ProtocolName;
-  const target = hostPortFlag(f, 'target', '');
+  const target = parseHostPort(stringFlag(f, 'target'), '--target');
   const localAddress = typeof f['local-address'] === 'string' ? f['local-address'] : undefined;
   const socks5 = typeof f.socks5 === 'string' ? hostPortFlag(f, 'socks5', '') : undefined;
   const durationMs = durationMsFlag(f, 'duration', 10_000);
@@ -102,6 +104,10 @@ export async function benchLoad(argv: string[], defaultProtocol: ProtocolName = 
     process.stdout.write(`${f.json === true ? JSON.stringify(result) : formatBulkResult(result)}\n`);
     return 0;
   }
+  if (f.streams !== undefined && (protocolName === 'http1' || protocolName === 'tcp'))
+    throw new UsageError(
+      `--streams: ${protocolName} has one request in flight per connection (use --connections)`,
+    );
   const streams = intFlag(f, 'streams', 1, 1000);
   const payloadBytes = intFlag(
     f,
@@ -175,7 +181,7 @@ export async function benchHold(argv: string[]): Promise<number> {
     'local-address': { type: 'string' },
   });
   const held = await holdConnections({
-    target: hostPortFlag(f, 'target', ''),
+    target: parseHostPort(stringFlag(f, 'target'), '--target'),
     localAddress: typeof f['local-address'] === 'string' ? f['local-address'] : undefined,
     connections: intFlag(f, 'connections', 10_000, 1_000_000),
   });
@@ -197,24 +203,30 @@ export async function benchServe(argv: string[]): Promise<number> {
     'response-size': { type: 'string' },
   });
   const responseBytes = intFlag(f, 'response-size', 1024, 16 << 20, 0);
-  const starters: [string, (addr: HostPort) => Promise<Closable | { close(): unknown }>][] = [
+  const listening = (server: net.Server): BenchServer => ({
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((done) => server.close(() => done())),
+  });
+  const starters: [string, (addr: HostPort) => Promise<BenchServer>][] = [
     ['http', (a) => startHttp1Server(a, responseBytes)],
     ['h2c', (a) => startH2cServer(a, responseBytes)],
     ['grpc', (a) => startGrpcEchoServer(a)],
-    ['echo', (a) => startEchoServer(a)],
-    ['discard', (a) => startDiscardServer(a)],
+    ['echo', async (a) => listening(await startEchoServer(a))],
+    ['discard', async (a) => listening(await startDiscardServer(a))],
   ];
-  const servers: { close(): unknown }[] = [];
-  for (const [flag, start] of starters)
-    if (typeof f[flag] === 'string') servers.push(await start(hostPortFlag(f, flag, '')));
+  const servers: BenchServer[] = [];
+  const serving: string[] = [];
+  for (const [flag, start] of starters) {
+    if (typeof f[flag] !== 'string') continue;
+    const addr = hostPortFlag(f, flag, '');
+    const server = await start(addr);
+    servers.push(server);
+    // The port bound, which differs from the one asked for when that was 0.
+    serving.push(`${flag} ${formatHostPort({ host: addr.host, port: server.port })}`);
+  }
   if (servers.length === 0)
     throw new UsageError(`weft bench serve: name at least one server\n\n${LOAD_USAGE}`);
-  process.stdout.write(
-    `serving: ${starters
-      .filter(([flag]) => typeof f[flag] === 'string')
-      .map(([flag]) => `${flag} ${String(f[flag])}`)
-      .join(', ')}\n`,
-  );
+  process.stdout.write(`serving: ${serving.join(', ')}\n`);
   await untilSignal();
   for (const s of servers) await s.close();
   return 0;

@@ -4,9 +4,11 @@
 import type net from 'node:net';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dial, type DialOptions } from './protocols/dial.js';
 
 const CHUNK_BYTES = 256 * 1024;
+const COUNT_TIMEOUT_MS = 10_000;
 
 export interface BulkOptions extends DialOptions {
   readonly durationMs: number;
@@ -25,7 +27,15 @@ async function upload(socket: net.Socket, chunk: Buffer, stopAt: number): Promis
   socket.on('data', (d: Buffer) => reply.push(d));
   while (performance.now() < stopAt) if (!socket.write(chunk)) await once(socket, 'drain');
   socket.end();
-  await once(socket, 'close');
+  // The count comes right after the server sees the end; a server that never sends it must not hang us.
+  const closed = await Promise.race([
+    once(socket, 'close').then(() => true),
+    sleep(COUNT_TIMEOUT_MS, false, { ref: false }),
+  ]);
+  if (!closed) {
+    socket.destroy();
+    throw new Error(`bulk: no byte count from the server within ${COUNT_TIMEOUT_MS} ms of the end`);
+  }
   const counted = Buffer.concat(reply);
   if (counted.length !== 8) throw new Error(`bulk: the server answered ${counted.length} bytes, not a count`);
   return Number(counted.readBigUInt64BE(0));

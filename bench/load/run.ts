@@ -121,6 +121,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   // Connections are opened before the clock starts (a failure here is the target's, reported as such).
   await Promise.all(slots.map((s) => s.open()));
   let inFlight = 0;
+  /** In flight and scheduled in the window: what counts as a timeout if it never comes back. */
+  let inFlightRecorded = 0;
+  let timedOut: number;
+  /** Connections of their own (a connection per request) still open: closed at the end with the slots. */
+  const ownConnections = new Set<LoadConnection>();
   let finished = false;
 
   /** Starts one request scheduled at `scheduledMs` on `slot` (or on a connection of its own). */
@@ -130,20 +135,30 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     then?: (error?: LoadErrorKind) => void,
   ): void => {
     const sentMs = performance.now();
+    const recorded = recorder.inWindow(scheduledMs);
     inFlight++;
+    if (recorded) inFlightRecorded++;
     const done: RequestDone = (error) => {
       inFlight--;
+      if (recorded) inFlightRecorded--;
       if (finished) return;
       recorder.done(scheduledMs, sentMs, performance.now(), error);
       then?.(error);
     };
     if (slot !== undefined) return slot.request(done);
     protocol.connect().then(
-      (conn) =>
+      (conn) => {
+        if (finished) {
+          conn.close();
+          return done('reset');
+        }
+        ownConnections.add(conn);
         conn.request((error) => {
+          ownConnections.delete(conn);
           conn.close();
           done(error);
-        }),
+        });
+      },
       () => done('connect'),
     );
   };
@@ -152,6 +167,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   recorder.recordFromMs = t0 + options.warmupMs;
   const endMs = recorder.recordFromMs + options.durationMs;
   const progress = startProgress(options, recorder, t0, endMs);
+  /** When the schedule stopped: its end, or earlier when the run was aborted. */
+  let stoppedMs: number;
   try {
     if (options.rate !== undefined) {
       let k = 0;
@@ -178,16 +195,25 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       await sleep(endMs - performance.now(), undefined, { signal: options.signal }).catch(() => undefined);
       running = false;
     }
+    stoppedMs = Math.min(performance.now(), endMs);
     const drainUntil = performance.now() + DRAIN_MS;
     while (inFlight > 0 && performance.now() < drainUntil) await sleep(5);
   } finally {
     finished = true;
+    // Counted before closing: closing fails what is still in flight (some of it synchronously).
+    timedOut = inFlightRecorded;
     progress.stop();
     for (const s of slots) s.close();
+    for (const c of ownConnections) c.close();
   }
-  // What never came back counts against the run (a request without an answer is not a fast one).
-  recorder.errors.timeout += inFlight;
-  const seconds = options.durationMs / 1000;
+  // What never came back counts against the run (a request without an answer is not a fast one); the
+  // warm-up's do not, like the rest of the warm-up.
+  recorder.errors.timeout += timedOut;
+  // Stopped early (aborted), a run measured only until then: its rate is over that time.
+  const seconds =
+    options.signal?.aborted === true
+      ? Math.max(0, Math.round(stoppedMs - recorder.recordFromMs)) / 1000
+      : options.durationMs / 1000;
   const result: LoadResult = {
     protocol: protocol.name,
     mode: options.rate === undefined ? 'closed-loop' : 'fixed-rate',
@@ -197,7 +223,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     targetRps: options.rate ?? null,
     seconds,
     requests: recorder.completed,
-    achievedRps: Math.round(recorder.completed / seconds),
+    achievedRps: seconds > 0 ? Math.round(recorder.completed / seconds) : 0,
     errors: { ...recorder.errors },
     errorCount: recorder.errorCount,
     latencyUs: summarize(recorder.latency),

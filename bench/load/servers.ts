@@ -5,6 +5,7 @@
 // - gRPC: `/weft.bench.Echo/Echo` answers with the request's bytes.
 import http from 'node:http';
 import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { formatHostPort, type HostPort } from '../../core/address.js';
 import { ECHO_METHOD } from './protocols/grpc.js';
@@ -13,12 +14,18 @@ export interface Closable {
   close(): Promise<void>;
 }
 
-function listening(server: http.Server | http2.Http2Server, addr: HostPort): Promise<Closable> {
+/** A started server: the port it listens on (the one bound, when asked for port 0) and how to stop it. */
+export interface BenchServer extends Closable {
+  readonly port: number;
+}
+
+function listening(server: http.Server | http2.Http2Server, addr: HostPort): Promise<BenchServer> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: addr.host, port: addr.port, backlog: 4096 }, () => {
       server.off('error', reject);
       resolve({
+        port: (server.address() as AddressInfo).port,
         close: () =>
           new Promise<void>((done) => {
             if ('closeAllConnections' in server) server.closeAllConnections();
@@ -29,7 +36,7 @@ function listening(server: http.Server | http2.Http2Server, addr: HostPort): Pro
   });
 }
 
-export function startHttp1Server(addr: HostPort, responseBytes: number): Promise<Closable> {
+export function startHttp1Server(addr: HostPort, responseBytes: number): Promise<BenchServer> {
   const body = Buffer.alloc(responseBytes, 0x62);
   const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length) };
   const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true }, (req, res) => {
@@ -39,7 +46,7 @@ export function startHttp1Server(addr: HostPort, responseBytes: number): Promise
   return listening(server, addr);
 }
 
-export function startH2cServer(addr: HostPort, responseBytes: number): Promise<Closable> {
+export function startH2cServer(addr: HostPort, responseBytes: number): Promise<BenchServer> {
   const body = Buffer.alloc(responseBytes, 0x62);
   const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
   server.on('stream', (stream) => {
@@ -55,7 +62,7 @@ export function startH2cServer(addr: HostPort, responseBytes: number): Promise<C
   return listening(server, addr);
 }
 
-export async function startGrpcEchoServer(addr: HostPort): Promise<Closable> {
+export async function startGrpcEchoServer(addr: HostPort): Promise<BenchServer> {
   const server = new grpc.Server();
   const identity = (b: Buffer): Buffer => b;
   server.addService(
@@ -75,10 +82,10 @@ export async function startGrpcEchoServer(addr: HostPort): Promise<Closable> {
         callback(null, call.request),
     },
   );
-  await new Promise<number>((resolve, reject) =>
+  const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(formatHostPort(addr), grpc.ServerCredentials.createInsecure(), (err, port) =>
       err ? reject(err) : resolve(port),
     ),
   );
-  return { close: () => new Promise<void>((done) => server.tryShutdown(() => done())) };
+  return { port, close: () => new Promise<void>((done) => server.tryShutdown(() => done())) };
 }

@@ -21,7 +21,7 @@ class GrpcConnection implements LoadConnection {
   readonly #client: grpc.Client;
   readonly #payload: Buffer;
   readonly #queue: RequestDone[] = [];
-  #inFlight = 0;
+  readonly #calls = new Set<grpc.ClientUnaryCall>();
   #usable = true;
 
   constructor(client: grpc.Client, payload: Buffer, streams: number) {
@@ -36,25 +36,40 @@ class GrpcConnection implements LoadConnection {
 
   request(done: RequestDone): void {
     if (!this.#usable) return done('reset');
-    if (this.#inFlight >= this.depth) {
+    if (this.#calls.size >= this.depth) {
       this.#queue.push(done);
       return;
     }
-    this.#inFlight++;
-    this.#client.makeUnaryRequest(ECHO_METHOD, identity, identity, this.#payload, (err, reply) => {
-      this.#inFlight--;
-      if (err === null) done(reply?.length === this.#payload.length ? undefined : 'protocol');
-      else if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED) {
-        this.#usable = false;
-        done('reset');
-      } else done('status');
-      const next = this.#queue.shift();
-      if (next !== undefined) this.request(next);
-    });
+    const call = this.#client.makeUnaryRequest(
+      ECHO_METHOD,
+      identity,
+      identity,
+      this.#payload,
+      (err, reply) => {
+        this.#calls.delete(call);
+        if (err === null) done(reply?.length === this.#payload.length ? undefined : 'protocol');
+        else if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED) {
+          this.#usable = false;
+          done('reset');
+        } else done('status');
+        if (!this.#usable) {
+          // A broken connection takes no more: what waited for it fails now (the runner opens another),
+          // and its channel closes once its last call is done.
+          for (const waiting of this.#queue.splice(0)) waiting('reset');
+          if (this.#calls.size === 0) this.#client.close();
+          return;
+        }
+        const next = this.#queue.shift();
+        if (next !== undefined) this.request(next);
+      },
+    );
+    this.#calls.add(call);
   }
 
   close(): void {
     this.#usable = false;
+    // Closing a channel lets its calls run on: cancel them (each then fails with CANCELLED: `reset`).
+    for (const call of [...this.#calls]) call.cancel();
     this.#client.close();
     for (const done of this.#queue.splice(0)) done('reset');
   }
@@ -72,10 +87,32 @@ export function grpcProtocol(options: GrpcOptions): LoadProtocol {
       const client = new grpc.Client(formatHostPort(options.target), grpc.credentials.createInsecure(), {
         'grpc.use_local_subchannel_pool': 1,
       });
-      await new Promise<void>((resolve, reject) =>
-        client.waitForReady(Date.now() + 5000, (err) => (err ? reject(err) : resolve())),
-      );
+      try {
+        await ready(client, Date.now() + 5000);
+      } catch (err) {
+        client.close();
+        throw err;
+      }
       return new GrpcConnection(client, payload, options.streams);
     },
   };
+}
+
+/**
+ * Resolves once the channel is connected; rejects as soon as its first attempt fails (waitForReady would
+ * keep retrying until the deadline, so a refused port took 5 s to report).
+ */
+function ready(client: grpc.Client, deadline: number): Promise<void> {
+  const { READY, TRANSIENT_FAILURE, SHUTDOWN } = grpc.connectivityState;
+  const channel = client.getChannel();
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      const state = channel.getConnectivityState(true);
+      if (state === READY) return resolve();
+      if (state === TRANSIENT_FAILURE || state === SHUTDOWN)
+        return reject(new Error(`grpc: could not connect to ${channel.getTarget()}`));
+      channel.watchConnectivityState(state, deadline, (err) => (err ? reject(err) : check()));
+    };
+    check();
+  });
 }

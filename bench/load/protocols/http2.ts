@@ -16,6 +16,7 @@ const {
   HTTP2_HEADER_STATUS,
   HTTP2_HEADER_AUTHORITY,
   HTTP2_HEADER_SCHEME,
+  HTTP2_HEADER_CONTENT_LENGTH,
 } = http2.constants;
 
 class Http2Connection implements LoadConnection {
@@ -76,13 +77,25 @@ class Http2Connection implements LoadConnection {
       this.#usable = false;
       return finish('reset');
     }
+    let expectedBytes = -1;
+    let bytes = 0;
     stream.on('response', (headers) => {
       status = Number(headers[HTTP2_HEADER_STATUS]);
+      if (headers[HTTP2_HEADER_CONTENT_LENGTH] !== undefined)
+        expectedBytes = Number(headers[HTTP2_HEADER_CONTENT_LENGTH]);
     });
-    stream.on('data', () => undefined);
-    stream.on('end', () => finish(status >= 200 && status < 300 ? undefined : 'status'));
+    stream.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    // Node ends the stream on RST_STREAM too, without an error for NO_ERROR and CANCEL: an answer that
+    // ends without its headers, by a reset, or short of its content-length was cut short (`reset`).
+    const cutShort = (): boolean =>
+      status === 0 || (stream.rstCode ?? 0) !== 0 || (expectedBytes >= 0 && bytes !== expectedBytes);
+    stream.on('end', () =>
+      finish(cutShort() ? 'reset' : status >= 200 && status < 300 ? undefined : 'status'),
+    );
     stream.on('error', () => finish('reset'));
-    stream.on('close', () => finish(status === 0 ? 'reset' : undefined));
+    stream.on('close', () => finish('reset'));
     if (this.#body !== null) stream.end(this.#body);
   }
 

@@ -9,7 +9,7 @@
 //   the mesh CA → HAProxy pod on node 2 → plain server. One thread each, like one agent process.
 //
 // CPU seconds and RSS of the path's processes are sampled from /proc around each run. Fixed-rate
-// clients run under SCHED_FIFO (see load/scheduler.ts), and for the whole bench /dev/cpu_dma_latency is
+// clients and the trivial servers run under SCHED_FIFO for the run (see load/scheduler.ts), and for the whole bench /dev/cpu_dma_latency is
 // held at 0 (as tuned's latency-performance profile does), so idle vCPUs poll instead of halting and a
 // wake-up is not a VM exit: both remove the generator's and the VM's share from the latencies.
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -34,6 +34,7 @@ import {
 import type { BulkResult } from './load/bulk.js';
 import type { LoadResult } from './load/run.js';
 import { sampleProcess } from './proc-stats.js';
+import { REALTIME_PRIORITY } from './load/scheduler.js';
 import { mib, withUsage } from './path-compare.js';
 
 const PLAIN_NS = 'plain';
@@ -273,6 +274,21 @@ async function deploy(lab: BenchLab, out: (line: string) => void): Promise<void>
   await lab.weft(['label', 'namespace', MESH_NS, 'istio.io/dataplane-mode=ambient', '--dir', lab.dir]);
   out('pods: clients and HAProxy on node-1; servers and HAProxy on node-2; namespace mesh enrolled');
   await lab.untilPodsReady([PLAIN_NS, MESH_NS], 6);
+  // Scenario (d) opens 500 connections/s from one address: without reuse of TIME_WAIT ports for new
+  // outgoing connections, the kernel's search for a free port grows with every closed one and the
+  // client, not the path, becomes the bottleneck after a few seconds (as any load client would need).
+  for (const client of [`${PLAIN_NS}/client`, `${MESH_NS}/client`])
+    await lab.weft([
+      'lab',
+      'exec',
+      '--dir',
+      lab.dir,
+      client,
+      '--',
+      'sysctl',
+      '-qw',
+      'net.ipv4.tcp_tw_reuse=1',
+    ]);
 }
 
 function processPids(lab: BenchLab, info: PathInfo): number[] {
@@ -344,12 +360,21 @@ async function idleRun(
 async function run(lab: BenchLab, info: PathInfo, plan: ScenarioPlan, o: CompareOptions): Promise<PathRun> {
   if (!info.available) return { path: info.id };
   try {
-    if (plan.kind === 'memory')
-      return { path: info.id, idle: await idleRun(lab, info, plan, o.idleConnections) };
+    if (plan.kind === 'memory') {
+      // HAProxy cannot hold more here (two descriptors per connection); per-1000 figures normalize.
+      const n = info.id === 'haproxy' ? Math.min(HAPROXY_MAX_IDLE, o.idleConnections) : o.idleConnections;
+      return { path: info.id, idle: await idleRun(lab, info, plan, n) };
+    }
     const { pod, target } = route(info.id, plan.service);
+    // Fixed rate: the generator and the trivial servers (the instruments, the same on every path) run
+    // real-time for the run; the proxies under test keep the default policy, as they would in production.
+    const servers = plan.realtime ? [lab.podPid(`${PLAIN_NS}/server`), lab.podPid(`${MESH_NS}/server`)] : [];
+    for (const pid of servers) setRealtime(pid, true);
     const { result, usage } = await withUsage(processPids(lab, info), () =>
       lab.runInPod(pod, [...plan.args, '--target', target], { realtime: plan.realtime }),
-    );
+    ).finally(() => {
+      for (const pid of servers) setRealtime(pid, false);
+    });
     if (plan.kind === 'bulk')
       return { path: info.id, bulk: result as BulkResult, usage: usageOf(info, usage, null) };
     const load = result as LoadResult;
@@ -357,6 +382,12 @@ async function run(lab: BenchLab, info: PathInfo, plan: ScenarioPlan, o: Compare
   } catch (err) {
     return { path: info.id, error: (err as Error).message };
   }
+}
+
+/** Moves every thread of `pid` to SCHED_FIFO at the generator's priority, or back to SCHED_OTHER. */
+function setRealtime(pid: number, on: boolean): void {
+  const policy = on ? ['-f', String(REALTIME_PRIORITY)] : ['-o', '0'];
+  execFileSync('chrt', ['-a', '-p', ...policy, String(pid)], { stdio: 'ignore' });
 }
 
 /** Holds the machine's CPU wake-up latency requirement at 0 µs until the returned function is called. */

@@ -134,6 +134,11 @@ class GroupedMap<V> {
   size(group: string): number {
     return this.#groups.get(group)?.size ?? 0;
   }
+
+  /** Every value of every group. */
+  *allValues(): Iterable<V> {
+    for (const inner of this.#groups.values()) yield* inner.values();
+  }
 }
 
 interface CachedPolicies<T> {
@@ -560,6 +565,11 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
 
   httpRoutes(namespace: string): readonly HttpRoute[] {
     return [...this.#httpRoutes.values(namespace)];
+  }
+
+  /** Every HTTPRoute in every namespace: a waypoint's consumer routes live in their clients' namespaces. */
+  allHttpRoutes(): readonly HttpRoute[] {
+    return [...this.#httpRoutes.allValues()];
   }
 
   // ---- policies -------------------------------------------------------------------------------

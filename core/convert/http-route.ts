@@ -1,5 +1,7 @@
 // gateway.networking.k8s.io/v1 HTTPRoute -> HttpRoute record, with the Gateway API's CRD defaults and
 // CEL validation applied here, because files never pass through an API server that would do it.
+import { readCors } from './cors.js';
+import { readRouteRetry } from './retry.js';
 import {
   DEFAULT_PATH_MATCH,
   GATEWAY_API_GROUP,
@@ -64,6 +66,7 @@ const SUPPORTED_FILTERS: readonly RouteFilterType[] = [
   'RequestRedirect',
   'URLRewrite',
   'RequestMirror',
+  'CORS',
 ];
 
 /** RFC 3986 path characters or %XX escapes. */
@@ -122,6 +125,7 @@ function defaultRule(): RouteRule {
     filters: [],
     backendRefs: [],
     timeouts: { requestMs: undefined, backendRequestMs: undefined },
+    retry: undefined,
   };
 }
 
@@ -198,7 +202,14 @@ function readRule(entry: unknown, field: string, routeNamespace: string): RouteR
   if (backendRefs.length > 0 && filters.some((filter) => filter.type === 'RequestRedirect')) {
     fail(`${field}.filters`, 'must not hold a RequestRedirect when the rule has backendRefs');
   }
-  return { name, matches, filters, backendRefs, timeouts: readTimeouts(rule.timeouts, `${field}.timeouts`) };
+  return {
+    name,
+    matches,
+    filters,
+    backendRefs,
+    timeouts: readTimeouts(rule.timeouts, `${field}.timeouts`),
+    retry: readRouteRetry(rule.retry, `${field}.retry`),
+  };
 }
 
 function readMatch(entry: unknown, field: string): RouteMatch {
@@ -310,6 +321,8 @@ function readFilter(entry: unknown, field: string, context: RuleContext): RouteF
       return { type, rewrite: readRewrite(filter.urlRewrite, `${field}.urlRewrite`, context) };
     case 'RequestMirror':
       return { type, mirror: readMirror(filter.requestMirror, `${field}.requestMirror`, context) };
+    case 'CORS':
+      return { type, cors: readCors(filter.cors, `${field}.cors`) };
     default:
       return fail(
         `${field}.type`,

@@ -1,5 +1,7 @@
 // HTTPRoute records (gateway.networking.k8s.io/v1), with the Gateway API defaults already applied:
 // a consumer never has to know that an absent match means PathPrefix "/" or an absent weight means 1.
+import type { CorsFilter } from './cors.js';
+import type { RouteRetry } from './retry.js';
 import type { Labels } from './labels.js';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
@@ -115,7 +117,8 @@ export type RouteFilter =
   | { readonly type: 'ResponseHeaderModifier'; readonly headers: HeaderModifier }
   | { readonly type: 'RequestRedirect'; readonly redirect: RequestRedirect }
   | { readonly type: 'URLRewrite'; readonly rewrite: UrlRewrite }
-  | { readonly type: 'RequestMirror'; readonly mirror: RequestMirror };
+  | { readonly type: 'RequestMirror'; readonly mirror: RequestMirror }
+  | CorsFilter;
 
 export type RouteFilterType = RouteFilter['type'];
 
@@ -141,6 +144,8 @@ export interface RouteRule {
   /** May be empty: such a rule answers 500 unless a filter (a redirect) produces the response. */
   readonly backendRefs: readonly BackendRef[];
   readonly timeouts: RouteTimeouts;
+  /** `retry` (experimental channel); undefined: no retries beyond the implementation's default. */
+  readonly retry: RouteRetry | undefined;
 }
 
 export interface HttpRoute {

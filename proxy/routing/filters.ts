@@ -11,7 +11,6 @@
 // - Response header edits recorded before a local response apply to that response too.
 // - Timeouts: "0s" and unset both mean no limit (Istio's default when unset); retries: unset `attempts`
 //   means 2 retries (Istio's mesh default), unset `backoff` 25 ms (Envoy's base interval).
-import type { CorsFilter } from '../../core/model/cors.js';
 import type {
   BackendObjectRef,
   PathModifier,
@@ -19,7 +18,6 @@ import type {
   RouteFilter,
   RouteRule,
 } from '../../core/model/index.js';
-import type { RouteRetry } from '../../core/model/retry.js';
 import type { BackendProblem, ResolvedBackend, ServiceBackend } from './backends.js';
 import { compileCors, evaluateCors, type CompiledCors } from './cors.js';
 import { compileHeaderModifier, type HeaderEdit } from './headers.js';
@@ -27,7 +25,8 @@ import type { RandomSource } from './random.js';
 import { hostOf, type RequestHeaders } from './request.js';
 
 /** A filter the chain understands: the model's, plus CORS until RouteFilter carries it. */
-export type ChainFilter = RouteFilter | CorsFilter;
+/** Every filter a chain takes (the model's RouteFilter includes CORS). */
+export type ChainFilter = RouteFilter;
 
 /** A mirror that resolved to a Service: the runtime copies the request to one of its endpoints. */
 export interface MirrorTarget {
@@ -314,8 +313,8 @@ const NO_LIMITS: RulePolicy = Object.freeze({
   retry: undefined,
 });
 
-/** A rule as it may arrive once the model carries `retry` (core/model/retry.ts). */
-export type RuleWithRetry = RouteRule & { readonly retry?: RouteRetry };
+/** A rule with its retry stanza (kept as a name for callers). */
+export type RuleWithRetry = RouteRule;
 
 /** Timeouts and retries of one rule, for the runtime to apply. */
 export function rulePolicy(rule: RuleWithRetry): RulePolicy {

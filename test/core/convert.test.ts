@@ -7,7 +7,7 @@ import {
   parseGatewayDuration,
   type Rejection,
 } from '../../core/convert/index.js';
-import type { ConfigRecord } from '../../core/model/index.js';
+import type { ConfigRecord, HttpRoute } from '../../core/model/index.js';
 
 function converted(yaml: string): ConfigRecord {
   const result = convertManifest(parse(yaml));
@@ -337,9 +337,9 @@ ${rules}`;
       reason: /required for a Service backend/,
     },
     {
-      rules: '    - filters: [{ type: CORS, cors: {} }]',
+      rules: '    - filters: [{ type: ExtensionRef, extensionRef: { group: x, kind: y, name: z } }]',
       field: 'spec.rules[0].filters[0].type',
-      reason: /"CORS" is not supported/,
+      reason: /"ExtensionRef" is not supported/,
     },
     {
       rules:
@@ -634,4 +634,40 @@ t.test('a rejection carries the object key only when what identifies the object 
   });
   const missing = convertManifest({ kind: 'Pod', metadata: { name: 'web-0' } });
   t.match(missing, { outcome: 'rejected', rejection: { field: 'apiVersion', reason: 'is required' } });
+});
+
+t.test('HTTPRoute: the CORS filter and the retry stanza reach the model', async (t) => {
+  const route = converted(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: web, namespace: shop }
+spec:
+  parentRefs: [{ group: '', kind: Service, name: web }]
+  rules:
+    - filters:
+        - type: CORS
+          cors: { allowOrigins: ['https://app.example.com'], allowMethods: [GET, PUT] }
+      retry: { codes: [503], attempts: 3, backoff: 100ms }
+      backendRefs: [{ name: web, port: 80 }]
+`) as HttpRoute;
+  const rule = route.rules[0]!;
+  t.match(rule.filters[0], {
+    type: 'CORS',
+    cors: { allowOrigins: ['https://app.example.com'], allowMethods: ['GET', 'PUT'], maxAgeSeconds: 5 },
+  });
+  t.same(rule.retry, { codes: [503], attempts: 3, backoffMs: 100 });
+  t.equal(
+    (
+      converted(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: plain, namespace: shop }
+spec:
+  parentRefs: [{ group: '', kind: Service, name: web }]
+  rules: [{ backendRefs: [{ name: web, port: 80 }] }]
+`) as HttpRoute
+    ).rules[0]!.retry,
+    undefined,
+    'no stanza: no retry policy',
+  );
 });

@@ -16,51 +16,36 @@
 // Rules that can never match are left out of the compiled form and named in `warnings` instead.
 import {
   L4_CONDITION_ATTRIBUTES,
-  parseCidr,
   type AuthorizationPolicy,
   type AuthorizationRule,
   type PolicyCondition,
   type PolicyOperation,
   type PolicySource,
 } from '../../core/model/index.js';
-import { compileCidr, type CidrMatcher } from './cidr.js';
-import { compileStringMatch, type StringMatcher } from './string-match.js';
+import {
+  connectionConditionPredicates,
+  portPredicates,
+  sourcePredicates,
+  type Clause as GenericClause,
+  type ConnectionPredicate,
+  type Match as GenericMatch,
+} from '../../core/authz/connection-match.js';
 import {
   allowedByPolicy,
   deniedByPolicy,
   type AllowedByPolicy,
   type DeniedByPolicy,
   type DryRunMatch,
-} from './verdict.js';
+} from '../../core/authz/verdict.js';
 
-export interface ServiceAccountMatch {
-  readonly namespace: string;
-  readonly serviceAccount: string;
-}
+export type { ServiceAccountMatch } from '../../core/authz/connection-match.js';
 
-/** One attribute test. `negate` holds when no value matches (a peer without identity matches no value). */
-export type Predicate =
-  | {
-      readonly kind: 'principals' | 'namespaces';
-      readonly negate: boolean;
-      readonly patterns: readonly StringMatcher[];
-    }
-  | {
-      readonly kind: 'serviceAccounts';
-      readonly negate: boolean;
-      readonly accounts: readonly ServiceAccountMatch[];
-    }
-  | {
-      readonly kind: 'sourceIps' | 'destinationIps';
-      readonly negate: boolean;
-      readonly blocks: readonly CidrMatcher[];
-    }
-  | { readonly kind: 'destinationPorts'; readonly negate: boolean; readonly ports: ReadonlySet<number> };
-
+/** One attribute test (shared with the waypoint: core/authz/connection-match.ts). */
+export type Predicate = ConnectionPredicate;
 /** All predicates must hold; an empty match never holds (ztunnel skips it). */
-export type Match = readonly Predicate[];
+export type Match = GenericMatch<Predicate>;
 /** Any match must hold; an empty clause holds. */
-export type Clause = readonly Match[];
+export type Clause = GenericClause<Predicate>;
 
 export interface CompiledRule {
   /** The index in `spec.rules`, for `explain`. */
@@ -166,104 +151,22 @@ function ruleClauses(rule: AuthorizationRule, policyNamespace: string, httpField
 
 function operationMatch(operation: PolicyOperation, httpFields: Set<string>): Match {
   for (const field of HTTP_OPERATION_FIELDS) if (operation[field].length > 0) httpFields.add(field);
-  const match: Predicate[] = [];
-  addPorts(match, false, operation.ports);
-  addPorts(match, true, operation.notPorts);
-  return Object.freeze(match);
+  return Object.freeze(portPredicates(operation.ports, operation.notPorts));
 }
 
 function sourceMatch(source: PolicySource, policyNamespace: string, httpFields: Set<string>): Match {
   for (const field of HTTP_SOURCE_FIELDS) if (source[field].length > 0) httpFields.add(field);
-  const match: Predicate[] = [];
-  addStrings(match, 'principals', false, source.principals);
-  addStrings(match, 'principals', true, source.notPrincipals);
-  addStrings(match, 'namespaces', false, source.namespaces);
-  addStrings(match, 'namespaces', true, source.notNamespaces);
-  addServiceAccounts(match, false, source.serviceAccounts, policyNamespace);
-  addServiceAccounts(match, true, source.notServiceAccounts, policyNamespace);
-  addBlocks(match, 'sourceIps', false, source.ipBlocks.map(compileCidr));
-  addBlocks(match, 'sourceIps', true, source.notIpBlocks.map(compileCidr));
-  return Object.freeze(match);
+  return Object.freeze(sourcePredicates(source, policyNamespace));
 }
 
 /** One `when` condition as a single match: values positive, notValues negated, both must hold. */
 function conditionMatch(condition: PolicyCondition, httpFields: Set<string>): Match {
-  const match: Predicate[] = [];
-  if (!L4_CONDITION_ATTRIBUTES.has(condition.attribute)) {
+  const predicates = L4_CONDITION_ATTRIBUTES.has(condition.attribute)
+    ? connectionConditionPredicates(condition)
+    : undefined;
+  if (predicates === undefined) {
     httpFields.add(condition.key);
-    return Object.freeze(match);
+    return Object.freeze([]);
   }
-  for (const negate of [false, true]) {
-    const values = negate ? condition.notValues : condition.values;
-    switch (condition.attribute) {
-      case 'source.principal':
-        addStrings(match, 'principals', negate, values);
-        break;
-      case 'source.namespace':
-        addStrings(match, 'namespaces', negate, values);
-        break;
-      case 'source.ip':
-        addBlocks(match, 'sourceIps', negate, conditionBlocks(values));
-        break;
-      case 'destination.ip':
-        addBlocks(match, 'destinationIps', negate, conditionBlocks(values));
-        break;
-      case 'destination.port':
-        addPorts(match, negate, values.map(Number));
-        break;
-    }
-  }
-  return Object.freeze(match);
-}
-
-/** The converter has validated these; a value that still fails to parse is skipped, as istiod does. */
-function conditionBlocks(values: readonly string[]): CidrMatcher[] {
-  const blocks: CidrMatcher[] = [];
-  for (const value of values) {
-    const cidr = parseCidr(value);
-    if (cidr !== undefined) blocks.push(compileCidr(cidr));
-  }
-  return blocks;
-}
-
-function addStrings(
-  match: Predicate[],
-  kind: 'principals' | 'namespaces',
-  negate: boolean,
-  values: readonly string[],
-): void {
-  if (values.length === 0) return;
-  match.push(Object.freeze({ kind, negate, patterns: Object.freeze(values.map(compileStringMatch)) }));
-}
-
-/** `ns/sa`; a bare `sa` (already expanded by the converter) means the policy's namespace. */
-function addServiceAccounts(
-  match: Predicate[],
-  negate: boolean,
-  values: readonly string[],
-  policyNamespace: string,
-): void {
-  if (values.length === 0) return;
-  const accounts = values.map((value): ServiceAccountMatch => {
-    const slash = value.indexOf('/');
-    return slash === -1
-      ? { namespace: policyNamespace, serviceAccount: value }
-      : { namespace: value.slice(0, slash), serviceAccount: value.slice(slash + 1) };
-  });
-  match.push(Object.freeze({ kind: 'serviceAccounts', negate, accounts: Object.freeze(accounts) }));
-}
-
-function addBlocks(
-  match: Predicate[],
-  kind: 'sourceIps' | 'destinationIps',
-  negate: boolean,
-  blocks: readonly CidrMatcher[],
-): void {
-  if (blocks.length === 0) return;
-  match.push(Object.freeze({ kind, negate, blocks: Object.freeze(blocks) }));
-}
-
-function addPorts(match: Predicate[], negate: boolean, ports: readonly number[]): void {
-  if (ports.length === 0) return;
-  match.push(Object.freeze({ kind: 'destinationPorts', negate, ports: new Set(ports) }));
+  return Object.freeze(predicates);
 }

@@ -10,6 +10,7 @@
 // - the effective PeerAuthentication mode per port, as an implicit DENY of identity-less peers.
 import type { AuthorizationPolicy } from '../../core/model/authz.js';
 import type { PeerAuthenticationLevels } from '../../core/model/peer-auth.js';
+import { usesPredicate } from '../../core/authz/connection-match.js';
 import { compileAuthorization, type CompiledAuthorization } from './authorization.js';
 import { compileStrictMtls, type StrictMtls } from './strict-mtls.js';
 
@@ -85,11 +86,7 @@ function reads(
   authorizations: readonly CompiledAuthorization[],
   kind: 'principals' | 'sourceIps' | 'destinationIps',
 ): boolean {
-  return authorizations.some((authorization) =>
-    authorization.rules.some((rule) =>
-      rule.clauses.some((clause) => clause.some((match) => match.some((p) => p.kind === kind))),
-    ),
-  );
+  return authorizations.some((authorization) => usesPredicate(authorization.rules, kind));
 }
 
 /**

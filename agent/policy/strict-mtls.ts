@@ -10,7 +10,7 @@ import {
   type EffectiveMtlsMode,
   type PeerAuthenticationLevels,
 } from '../../core/model/peer-auth.js';
-import { deniedByPeerAuthentication, type DeniedByPeerAuthentication } from './verdict.js';
+import { deniedByPeerAuthentication, type DeniedByPeerAuthentication } from '../../core/authz/verdict.js';
 
 /** The name istiod gives the DENY policy it sends for an effective STRICT mode. */
 export const STATIC_STRICT_POLICY_NAME = 'istio_converted_static_strict';

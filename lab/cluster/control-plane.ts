@@ -71,7 +71,14 @@ export function agentPinDir(lab: LabPlan, node: LabNodePlan): string {
 export function spawnWeftInNetns(netns: string, args: readonly string[], log: string): ChildProcess {
   // The lab reads the agents' access logs (tour, tests): they log at info whatever the caller's level.
   const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LAB_LOG_LEVEL ?? 'info' };
-  return spawnInNetns(netns, [process.execPath, weftCliPath(), ...args], { log, as: 'node', env });
+  // For profiling the mesh's processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), which NODE_OPTIONS
+  // does not allow.
+  const nodeArgs = (process.env.WEFT_LAB_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  return spawnInNetns(netns, [process.execPath, ...nodeArgs, weftCliPath(), ...args], {
+    log,
+    as: 'node',
+    env,
+  });
 }
 
 export function startCa(lab: LabPlan): ChildProcess {

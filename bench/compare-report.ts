@@ -85,8 +85,13 @@ export interface CompareReport {
   };
   /** The generator's own scheduling policy for fixed-rate runs (SCHED_FIFO when run as root). */
   readonly generatorScheduler: string;
-  /** The direct path's p99 at 1000 rps against the trivial server: the generator's own floor. */
+  /**
+   * The generator's own floor: p99 from the schedule of scenario (a)'s load against a trivial HTTP
+   * server on loopback inside the client pod (no network, no proxy), run before the scenarios.
+   */
   readonly generatorFloorP99Us: number | null;
+  /** That run in full (its lateness and service time tell the generator's share apart). */
+  readonly generatorFloor?: LoadResult;
   readonly paths: readonly PathInfo[];
   readonly scenarios: readonly ScenarioReport[];
 }

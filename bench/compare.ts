@@ -157,6 +157,9 @@ function scenarioPlans(o: CompareOptions): ScenarioPlan[] {
   ];
 }
 
+const FLOOR_TARGET = `127.0.0.1:${PORT.http}`;
+const FLOOR_SERVE = ['weft', 'bench', 'serve', '--http', FLOOR_TARGET, '--response-size', '1024'];
+
 const SERVE = [
   'weft',
   'bench',
@@ -248,7 +251,8 @@ async function deploy(lab: BenchLab, out: (line: string) => void): Promise<void>
     manifestFile(
       namespaceManifest(PLAIN_NS),
       namespaceManifest(MESH_NS),
-      pod('client', PLAIN_NS, 'node-1', IP.plainClient, ['sleep', 'infinity']),
+      // The plain client also serves the trivial HTTP server on its loopback: the generator's floor.
+      pod('client', PLAIN_NS, 'node-1', IP.plainClient, FLOOR_SERVE),
       pod('client', MESH_NS, 'node-1', IP.meshClient, ['sleep', 'infinity']),
       pod('server', PLAIN_NS, 'node-2', IP.plainServer, SERVE, servicePorts),
       pod('server', MESH_NS, 'node-2', IP.meshServer, SERVE, servicePorts),
@@ -384,6 +388,21 @@ async function run(lab: BenchLab, info: PathInfo, plan: ScenarioPlan, o: Compare
   }
 }
 
+/** Scenario (a)'s load against the trivial server on the client pod's loopback, both real-time. */
+async function floorRun(lab: BenchLab, plans: readonly ScenarioPlan[]): Promise<LoadResult | undefined> {
+  const a = plans.find((p) => p.id === 'a');
+  if (a === undefined) return undefined;
+  const pid = lab.podPid(`${PLAIN_NS}/client`);
+  setRealtime(pid, true);
+  try {
+    return (await lab.runInPod(`${PLAIN_NS}/client`, [...a.args, '--target', FLOOR_TARGET], {
+      realtime: true,
+    })) as LoadResult;
+  } finally {
+    setRealtime(pid, false);
+  }
+}
+
 /** Moves every thread of `pid` to SCHED_FIFO at the generator's priority, or back to SCHED_OTHER. */
 function setRealtime(pid: number, on: boolean): void {
   const policy = on ? ['-f', String(REALTIME_PRIORITY)] : ['-o', '0'];
@@ -432,6 +451,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareReport> {
           ]),
         );
       }
+      const floor = await floorRun(lab, plans);
+      o.out(`generator floor (trivial server on loopback): p99 ${floor?.latencyUs.p99 ?? '–'} µs`);
       const scenarios: ScenarioReport[] = [];
       for (const plan of plans) {
         const runs: PathRun[] = [];
@@ -441,8 +462,6 @@ export async function runCompare(o: CompareOptions): Promise<CompareReport> {
         }
         scenarios.push({ id: plan.id, title: plan.title, kind: plan.kind, clientArgs: plan.args, runs });
       }
-      const floor = scenarios.find((s) => s.id === 'a')?.runs.find((r) => r.path === 'direct')?.load
-        ?.latencyUs.p99;
       const report: CompareReport = {
         version: COMPARE_REPORT_VERSION,
         command: o.command,
@@ -457,7 +476,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareReport> {
           node: process.version,
         },
         generatorScheduler: process.getuid?.() === 0 ? 'SCHED_FIFO (fixed-rate runs)' : 'SCHED_OTHER',
-        generatorFloorP99Us: floor ?? null,
+        generatorFloorP99Us: floor?.latencyUs.p99 ?? null,
+        ...(floor === undefined ? {} : { generatorFloor: floor }),
         paths: PATHS,
         scenarios,
       };

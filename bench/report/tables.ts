@@ -107,7 +107,11 @@ export function headerFacts(r: CompareReport): HeaderFacts {
   const floor =
     r.generatorFloorP99Us === null
       ? `not measured (generator scheduler ${r.generatorScheduler})`
-      : `p99 of direct at 1000 rps ${int(r.generatorFloorP99Us)} µs (generator scheduler ${r.generatorScheduler})`;
+      : `p99 ${int(r.generatorFloorP99Us)} µs at 1000 rps against a trivial HTTP/1.1 server on loopback in the client pod` +
+        (r.generatorFloor
+          ? ` (p50 ${int(r.generatorFloor.latencyUs.p50)} µs, generator lateness p99 ${int(r.generatorFloor.sendLagUs.p99)} µs)`
+          : '') +
+        ` (generator scheduler ${r.generatorScheduler})`;
   return {
     date,
     machine: `${m.cpus} vCPU ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node.js ${m.node}`,

@@ -278,16 +278,26 @@ async function deploy(lab: BenchLab, out: (line: string) => void): Promise<void>
   await lab.weft(['label', 'namespace', MESH_NS, 'istio.io/dataplane-mode=ambient', '--dir', lab.dir]);
   out('pods: clients and HAProxy on node-1; servers and HAProxy on node-2; namespace mesh enrolled');
   await lab.untilPodsReady([PLAIN_NS, MESH_NS], 6);
-  // Scenario (d) opens 500 connections/s from one address: without reuse of TIME_WAIT ports for new
-  // outgoing connections, the kernel's search for a free port grows with every closed one and the
-  // client, not the path, becomes the bottleneck after a few seconds (as any load client would need).
-  for (const client of [`${PLAIN_NS}/client`, `${MESH_NS}/client`])
+  // Scenario (d) opens 500 connections/s from one address: whoever dials a new connection per request
+  // (the client; the agents and HAProxy toward the server) accumulates TIME_WAIT ports, and without
+  // reusing them for new outgoing connections the kernel's search for a free port grows with each one
+  // until connecting takes seconds: the port search, not the path, would be measured. Every dialling
+  // side gets net.ipv4.tcp_tw_reuse=1 (per network namespace), as a load-testing client would.
+  const dialling = [
+    `${PLAIN_NS}/client`,
+    `${MESH_NS}/client`,
+    `${PLAIN_NS}/haproxy-client`,
+    `${PLAIN_NS}/haproxy-server`,
+    'node-1',
+    'node-2',
+  ];
+  for (const where of dialling)
     await lab.weft([
       'lab',
       'exec',
       '--dir',
       lab.dir,
-      client,
+      where,
       '--',
       'sysctl',
       '-qw',

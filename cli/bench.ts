@@ -1,4 +1,4 @@
-// `weft bench ca|compare|capture|load|tcp|hold|serve`
+// `weft bench ca|compare|capture|agree|load|tcp|hold|serve`
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCaBench } from '../bench/ca-signing.js';
@@ -7,6 +7,7 @@ import { renderCompareHtml } from '../bench/report/html.js';
 import { formatCompareMarkdown } from '../bench/report/markdown.js';
 import { durationMsFlag, parseFlags, UsageError } from './flags.js';
 import { benchHold, benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-load.js';
+import { AGREE_USAGE, benchAgree } from './bench-agree.js';
 import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
 
 export const BENCH_USAGE = `weft bench ca [--requests 2000] [--concurrency 8] [--warmup 200] [--json]   CA signing rate and latency
@@ -15,7 +16,8 @@ weft bench compare [--duration 30s] [--warmup 5s] [--idle-connections 10000] [--
                lab (root); writes DIR/report.json and DIR/report.html (default bench/results), prints Markdown
 weft bench capture [--duration 10s] [--warmup 2s] [--json]   direct vs captured passthrough vs mesh in a
                weft lab: the cost of transparent capture alone (root)
-${LOAD_USAGE}`;
+${LOAD_USAGE}
+${AGREE_USAGE}`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -24,6 +26,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (sub === 'serve') return benchServe(rest);
   if (sub === 'hold') return benchHold(rest);
   if (sub === 'compare') return benchCompare(rest);
+  if (sub === 'agree') return benchAgree(rest);
   if (sub === 'capture') return benchCapture(rest);
   if (sub !== 'ca') throw new UsageError(BENCH_USAGE);
   const f = parseFlags(rest, {

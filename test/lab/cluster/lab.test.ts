@@ -48,7 +48,7 @@ t.test(
   'weft lab up --nodes 2 --demo, then down',
   { skip: skipReason(t, unavailable), timeout: 90_000 },
   async (t) => {
-    t.plan(14);
+    t.plan(15);
     const dir = labDir();
     t.teardown(async () => {
       await weft(['lab', 'down', '--dir', dir]);

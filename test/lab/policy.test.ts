@@ -26,9 +26,10 @@ const STATIC_STRICT = 'istio-system/istio_converted_static_strict';
 
 /**
  * curl's exits for a connection the far end closed or reset: 7 (reset before curl saw it connected),
- * 52 (closed without a reply), 56 (reset while reading). 28 (--max-time) is a hang, i.e. a failure.
+ * 52 (closed without a reply), 55 (reset while sending the request), 56 (reset while reading). 28
+ * (--max-time) is a hang, i.e. a failure.
  */
-const CLOSED_OR_RESET = [7, 52, 56];
+const CLOSED_OR_RESET = [7, 52, 55, 56];
 /** A refusal must reach curl well inside its --max-time (`weft lab exec` itself costs ~0.3 s). */
 const FAST_MS = 3000;
 /** How long a config change (file → both agents) may take to be in force. */

@@ -4,7 +4,7 @@ import type { ConfigStore } from '../core/store.js';
 import type { Workload } from '../core/model/workload.js';
 import { L4PolicyCache } from './policy/compile.js';
 import { evaluateL4, type L4Connection } from './policy/evaluate.js';
-import type { L4Verdict } from './policy/verdict.js';
+import type { L4Verdict } from '../core/authz/verdict.js';
 
 export type { L4Connection } from './policy/evaluate.js';
 export type AuthorizationVerdict = L4Verdict;

@@ -35,7 +35,7 @@ import type { BulkResult } from './load/bulk.js';
 import type { LoadResult } from './load/run.js';
 import { sampleProcess } from './proc-stats.js';
 import { REALTIME_PRIORITY } from './load/scheduler.js';
-import { mib, withUsage } from './path-compare.js';
+import { mib, round3, sum, withUsage } from './path-compare.js';
 
 const PLAIN_NS = 'plain';
 const MESH_NS = 'mesh';
@@ -318,8 +318,8 @@ function usageOf(
 ): PathUsage {
   const cpu = Object.fromEntries(info.processes.map((n, i) => [n, round3(usage.cpuSeconds[i]!)]));
   const rss = Object.fromEntries(info.processes.map((n, i) => [n, mib(usage.rssBytes[i]!)]));
-  const cpuTotal = usage.cpuSeconds.reduce((a, b) => a + b, 0);
-  const rssTotal = Object.values(rss).reduce((a, b) => a + b, 0);
+  const cpuTotal = sum(usage.cpuSeconds);
+  const rssTotal = sum(Object.values(rss));
   const perK = rps !== null && rps > 0 && info.processes.length > 0 ? rps / 1000 : null;
   return {
     seconds: round3(usage.seconds),
@@ -328,10 +328,6 @@ function usageOf(
     vcpuPer1000Rps: perK === null ? null : round3(cpuTotal / usage.seconds / perK),
     mibPer1000Rps: perK === null ? null : round3(rssTotal / perK),
   };
-}
-
-function round3(v: number): number {
-  return Math.round(v * 1000) / 1000;
 }
 
 /** Scenario (e) on one path: hold the connections, sample memory while held, let go. */

@@ -17,7 +17,7 @@ import { OutboundProxy } from '../../agent/outbound.js';
 import type { SameNodeAnswer } from '../../agent/inbound.js';
 import { HboneClientPool } from '../../agent/pool.js';
 import { CertificateManager } from '../../agent/identity/manager.js';
-import { deniedByPolicy } from '../../agent/policy/verdict.js';
+import { deniedByPolicy } from '../../core/authz/verdict.js';
 
 const MANIFESTS = `
 apiVersion: v1

@@ -8,7 +8,7 @@ import { planOutbound } from '../../agent/outbound.js';
 import { admitInbound, DEFAULT_AGENT_PORTS } from '../../agent/inbound.js';
 import { isLoopback } from '../../agent/socket.js';
 import type { InboundAuthorizer } from '../../agent/authorizer.js';
-import { ALLOWED_NO_POLICIES, DENIED_NO_ALLOW_MATCHED } from '../../agent/policy/verdict.js';
+import { ALLOWED_NO_POLICIES, DENIED_NO_ALLOW_MATCHED } from '../../core/authz/verdict.js';
 import { parseSpiffeId } from '../../core/spiffe.js';
 import YAML from 'yaml';
 

@@ -3,11 +3,7 @@
 import t from 'tap';
 import { compileL4Policy, L4PolicyCache } from '../../../agent/policy/compile.js';
 import { evaluateL4, type L4Connection } from '../../../agent/policy/evaluate.js';
-import {
-  ALLOWED_NO_POLICIES,
-  DENIED_NO_ALLOW_MATCHED,
-  type L4Verdict,
-} from '../../../agent/policy/verdict.js';
+import { ALLOWED_NO_POLICIES, DENIED_NO_ALLOW_MATCHED, type L4Verdict } from '../../../core/authz/verdict.js';
 import type { AuthorizationPolicy, PeerAuthenticationLevels } from '../../../core/model/index.js';
 import { ConfigStore } from '../../../core/store.js';
 import { convertManifest } from '../../../core/convert/index.js';

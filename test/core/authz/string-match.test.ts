@@ -1,6 +1,6 @@
-// agent/policy/string-match.ts: Istio's four pattern forms, and `*` elsewhere as a literal.
+// core/authz/string-match.ts: Istio's four pattern forms, and `*` elsewhere as a literal.
 import t from 'tap';
-import { compileStringMatch, stringMatches } from '../../../agent/policy/string-match.js';
+import { compileStringMatch, stringMatches } from '../../../core/authz/string-match.js';
 
 t.test('compiles and matches', async (t) => {
   const cases: [pattern: string, value: string, matches: boolean][] = [

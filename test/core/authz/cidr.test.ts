@@ -1,4 +1,4 @@
-// agent/policy/cidr.ts: address text -> words agrees with core's canonicaliser; blocks contain exactly
+// core/authz/cidr.ts: address text -> words agrees with core's canonicaliser; blocks contain exactly
 // the addresses under their prefix, at every word boundary, for both families.
 import t from 'tap';
 import { canonicalIp, parseCidr } from '../../../core/model/ip.js';
@@ -8,7 +8,7 @@ import {
   parseIpInto,
   ParsedIp,
   type CidrMatcher,
-} from '../../../agent/policy/cidr.js';
+} from '../../../core/authz/cidr.js';
 
 function parsed(text: string, unmap = true): ParsedIp {
   const ip = new ParsedIp();

@@ -37,9 +37,10 @@ import { formatSpiffeId, parseSpiffeId, type SpiffeIdentity } from '../core/spif
 import type { Workload } from '../core/model/workload.js';
 import type { TcpMetrics, ResponseFlag } from '../core/telemetry/tcp-metrics.js';
 import { errorMessage, WeftError } from '../core/errors.js';
-import { Priority, type CertificateManager, type WorkloadCertificate } from './identity/manager.js';
-import { hboneServerTlsOptions, peerIdentity } from './tls.js';
-import { tuneSocket, type UpstreamDialer } from './socket.js';
+import { Priority, type CertificateManager, type WorkloadCertificate } from '../core/identity/manager.js';
+import { hboneServerTlsOptions, peerIdentity } from '../core/hbone/tls.js';
+import type { UpstreamDialer } from './socket.js';
+import { tuneSocket } from '../core/tcp.js';
 import { LocalWorkloads, unmapIpv4 } from './workloads.js';
 import { ConnectionResult } from './connection-result.js';
 import { deliver } from './delivery.js';

@@ -1,49 +1,8 @@
-// Every socket option the agent sets, in one place: nodelay, keepalive, half-close, connect timeout.
-// (Packet marks and transparent binds join here with capture.)
-import net from 'node:net';
-import { WeftError } from '../core/errors.js';
+// How the agent dials onward to workloads, and which addresses it never dials. Socket options live in
+// core/tcp.ts (shared with the waypoint); packet marks and transparent binds in capture.ts.
+import type net from 'node:net';
+import { dialTcp } from '../core/tcp.js';
 import { canonicalIp } from '../core/model/ip.js';
-
-/** ztunnel's TCP keepalive: 180 s idle before probing. */
-const KEEPALIVE_IDLE_MS = 180_000;
-
-/** Options for proxied sockets: latency over batching, dead-peer detection. */
-export function tuneSocket(socket: net.Socket): void {
-  socket.setNoDelay(true);
-  socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
-}
-
-/** Connects to `host:port`, tuned, half-open allowed; rejects with the address and cause on failure. */
-export function dialTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(
-        new WeftError('ERR_CONNECT', `connect to ${host}:${port} timed out after ${timeoutMs} ms`, {
-          peer: `${host}:${port}`,
-        }),
-      );
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      tuneSocket(socket);
-      resolve(socket);
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(
-        new WeftError(
-          'ERR_CONNECT',
-          `connect to ${host}:${port} failed: ${err.message}`,
-          { peer: `${host}:${port}` },
-          err,
-        ),
-      );
-    });
-  });
-}
 
 /**
  * Opens the agent's onward connection to a workload. `sourceIp` is the original client's address: with

@@ -5,7 +5,7 @@ import net from 'node:net';
 import type { Logger } from '../core/log.js';
 import type { HostPort } from '../core/address.js';
 import type { Destination, OutboundProxy } from './outbound.js';
-import { tuneSocket } from './socket.js';
+import { tuneSocket } from '../core/tcp.js';
 
 export const SOCKS5_PORT = 15080;
 /** The longest handshake we accept: greeting (≤ 257) + IPv6 request (22), with room to spare. */

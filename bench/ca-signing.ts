@@ -3,8 +3,8 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GrpcCaClient } from '../agent/identity/ca-client.js';
-import { createWorkloadCsr } from '../agent/identity/csr.js';
+import { GrpcCaClient } from '../core/identity/ca-client.js';
+import { createWorkloadCsr } from '../core/identity/csr.js';
 import { DEMO_MANIFESTS } from '../lab/demo-manifests.js';
 import { CA_SERVER_NAME, startCaProcess } from '../lab/ca-process.js';
 import { sampleProcess } from './proc-stats.js';

@@ -15,8 +15,8 @@ import { TcpMetrics } from '../../core/telemetry/tcp-metrics.js';
 import { LocalWorkloads } from '../../agent/workloads.js';
 import { OutboundProxy } from '../../agent/outbound.js';
 import type { SameNodeAnswer } from '../../agent/inbound.js';
-import { HboneClientPool } from '../../agent/pool.js';
-import { CertificateManager } from '../../agent/identity/manager.js';
+import { HboneClientPool } from '../../core/hbone/client-pool.js';
+import { CertificateManager } from '../../core/identity/manager.js';
 import { deniedByPolicy } from '../../core/authz/verdict.js';
 
 const MANIFESTS = `

@@ -16,8 +16,8 @@ import type { SigningAuthority } from '../../ca/authority.js';
 import { issueWorkloadCertificate } from '../../ca/issuer.js';
 import { exportPkcs8Pem, generateP256KeyPair, x509 } from '../../core/x509.js';
 import { SERVER_SESSION_OPTIONS, SERVER_SETTINGS } from '../../core/hbone/settings.js';
-import type { WorkloadCertificate } from '../../agent/identity/manager.js';
-import { hboneServerTlsOptions, peerIdentity, tlsOptionsFor } from '../../agent/tls.js';
+import type { WorkloadCertificate } from '../../core/identity/manager.js';
+import { hboneServerTlsOptions, peerIdentity, tlsOptionsFor } from '../../core/hbone/tls.js';
 import { formatSpiffeId } from '../../core/spiffe.js';
 
 /** A certificate for `spiffeId` signed by `authority`, shaped as the agent holds its own. */

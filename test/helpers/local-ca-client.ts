@@ -3,7 +3,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CaClient } from '../../agent/identity/ca-client.js';
+import type { CaClient } from '../../core/identity/ca-client.js';
 import { loadSigningAuthority, type SigningAuthority } from '../../ca/authority.js';
 import { checkWorkloadCsr } from '../../ca/csr.js';
 import { issueWorkloadCertificate } from '../../ca/issuer.js';

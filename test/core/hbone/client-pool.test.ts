@@ -5,17 +5,22 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { constants as h2c, type ClientHttp2Stream } from 'node:http2';
-import { HboneClientPool, TunnelRefusedError, type PoolKey, type PoolTimings } from '../../agent/pool.js';
-import { CertificateManager, type WorkloadCertificate } from '../../agent/identity/manager.js';
-import { WeftError } from '../../core/errors.js';
-import { componentLogger } from '../../core/log.js';
-import { LocalCaClient } from '../helpers/local-ca-client.js';
+import {
+  HboneClientPool,
+  TunnelRefusedError,
+  type PoolKey,
+  type PoolTimings,
+} from '../../../core/hbone/client-pool.js';
+import { CertificateManager, type WorkloadCertificate } from '../../../core/identity/manager.js';
+import { WeftError } from '../../../core/errors.js';
+import { componentLogger } from '../../../core/log.js';
+import { LocalCaClient } from '../../helpers/local-ca-client.js';
 import {
   HboneTestServer,
   issueServerCertificate,
   type ServerSessionRecord,
-} from '../helpers/hbone-test-server.js';
-import { TcpRelay } from '../helpers/tcp-relay.js';
+} from '../../helpers/hbone-test-server.js';
+import { TcpRelay } from '../../helpers/tcp-relay.js';
 
 const id = (sa: string) => `spiffe://cluster.local/ns/default/sa/${sa}`;
 const WEB = id('web');

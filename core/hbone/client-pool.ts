@@ -17,9 +17,9 @@ import http2, {
   type OutgoingHttpHeaders,
 } from 'node:http2';
 import tls from 'node:tls';
-import { WeftError, errorMessage } from '../core/errors.js';
-import type { Logger } from '../core/log.js';
-import { formatHboneAuthority } from '../core/hbone/authority.js';
+import { WeftError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { formatHboneAuthority } from './authority.js';
 import {
   ALPN_H2,
   CLIENT_SESSION_OPTIONS,
@@ -29,10 +29,10 @@ import {
   PING_TIMEOUT_MS,
   POOL_IDLE_TIMEOUT_MS,
   POOL_MAX_STREAMS_PER_CONNECTION,
-} from '../core/hbone/settings.js';
-import type { WorkloadCertificate } from './identity/manager.js';
+} from './settings.js';
+import type { WorkloadCertificate } from '../identity/manager.js';
 import { expectIdentity, secureContextFor } from './tls.js';
-import { tuneSocket } from './socket.js';
+import { tuneSocket } from '../tcp.js';
 
 export interface PoolKey {
   readonly srcIdentity: string;

@@ -1,5 +1,5 @@
 // A fresh P-256 key and its CSR for one SPIFFE ID, shaped as ztunnel's: empty subject, one critical URI SAN.
-import { x509, generateP256KeyPair, P256_SIGNING } from '../../core/x509.js';
+import { x509, generateP256KeyPair, P256_SIGNING } from '../x509.js';
 
 export interface WorkloadCsr {
   readonly csrPem: string;

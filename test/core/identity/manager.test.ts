@@ -10,8 +10,8 @@ import {
   Priority,
   INITIAL_BACKOFF_MS,
   MAX_BACKOFF_MS,
-} from '../../../agent/identity/manager.js';
-import { GrpcCaClient } from '../../../agent/identity/ca-client.js';
+} from '../../../core/identity/manager.js';
+import { GrpcCaClient } from '../../../core/identity/ca-client.js';
 import { createNodeToken, NODE_TOKENS_FILE } from '../../../ca/node-tokens.js';
 import { ManualClock } from '../../helpers/clock.js';
 import { LocalCaClient } from '../../helpers/local-ca-client.js';

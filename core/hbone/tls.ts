@@ -5,9 +5,9 @@
 // carry the expected SPIFFE ID as a URI SAN; DNS names and SNI play no part.
 import tls from 'node:tls';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { parseSpiffeId, type SpiffeIdentity } from '../core/spiffe.js';
-import { ALPN_H2, HANDSHAKE_TIMEOUT_MS, TLS_CIPHERSUITES, TLS_MIN_VERSION } from '../core/hbone/settings.js';
-import type { WorkloadCertificate } from './identity/manager.js';
+import { parseSpiffeId, type SpiffeIdentity } from '../spiffe.js';
+import { ALPN_H2, HANDSHAKE_TIMEOUT_MS, TLS_CIPHERSUITES, TLS_MIN_VERSION } from './settings.js';
+import type { WorkloadCertificate } from '../identity/manager.js';
 
 /** The options every HBONE TLS endpoint shares, for a given workload certificate. */
 export function tlsOptionsFor(cert: WorkloadCertificate): tls.SecureContextOptions {

@@ -9,13 +9,13 @@
 //   (RealTime: a connection waits > Warmup: prefetch > Background: rotation), oldest first.
 // - Failed fetches retry with jittered exponential backoff, capped at MAX_BACKOFF_MS, per identity.
 import { EventEmitter } from 'node:events';
-import { WeftError, errorMessage } from '../../core/errors.js';
-import type { Logger } from '../../core/log.js';
-import { parseSpiffeId } from '../../core/spiffe.js';
-import { chainsToRoots, exportPkcs8Pem, parseCertificates, uriSans, subtle } from '../../core/x509.js';
+import { WeftError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { parseSpiffeId } from '../spiffe.js';
+import { chainsToRoots, exportPkcs8Pem, parseCertificates, uriSans, subtle } from '../x509.js';
 import { createWorkloadCsr } from './csr.js';
 import type { CaClient } from './ca-client.js';
-import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 
 export enum Priority {
   RealTime = 0,

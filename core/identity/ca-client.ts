@@ -1,15 +1,15 @@
 // The agent's side of the certificate API: one CSR in, a chain out (leaf first, root bundle last).
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { WeftError, errorMessage } from '../../core/errors.js';
+import { WeftError, errorMessage } from '../errors.js';
 import {
   createCaStub,
   IMPERSONATED_IDENTITY_KEY,
   stringStruct,
   type CaServiceStub,
   type CertificateRequest,
-} from '../../core/ca-api.js';
-import { formatHostPort, type HostPort } from '../../core/address.js';
+} from '../ca-api.js';
+import { formatHostPort, type HostPort } from '../address.js';
 
 /** Signs CSRs. Implementations: GrpcCaClient; tests may pass their own. */
 export interface CaClient {

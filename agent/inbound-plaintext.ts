@@ -10,7 +10,8 @@ import type { ConnectionRegistry } from './connections.js';
 import { ConnectionResult } from './connection-result.js';
 import { deliver } from './delivery.js';
 import type { UpstreamDialer } from './socket.js';
-import { LocalWorkloads, unmapIpv4 } from './workloads.js';
+import { LocalWorkloads } from './workloads.js';
+import { unmapIpv4 } from '../core/address.js';
 
 export interface PlaintextInboundInputs {
   readonly local: LocalWorkloads;

@@ -24,11 +24,9 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../core/log.js';
 import type { HostPort } from '../core/address.js';
 import { parseHboneAuthority, formatHboneAuthority, type HboneTarget } from '../core/hbone/authority.js';
-import { forwardedFor } from '../core/hbone/headers.js';
 import {
   CONNECTION_WINDOW_BYTES,
   MAX_PENDING_RESET_STREAMS,
-  PING_INTERVAL_MS,
   PING_TIMEOUT_MS,
   SERVER_SESSION_OPTIONS,
   HBONE_PORT,
@@ -41,9 +39,12 @@ import { Priority, type CertificateManager, type WorkloadCertificate } from '../
 import { hboneServerTlsOptions, peerIdentity } from '../core/hbone/tls.js';
 import type { UpstreamDialer } from './socket.js';
 import { tuneSocket } from '../core/tcp.js';
-import { LocalWorkloads, unmapIpv4 } from './workloads.js';
+import { LocalWorkloads } from './workloads.js';
+import { unmapIpv4 } from '../core/address.js';
 import { ConnectionResult } from './connection-result.js';
 import { deliver } from './delivery.js';
+import { keepAlive } from '../core/hbone/keepalive.js';
+import { claimedSource } from '../core/hbone/claimed-source.js';
 import type { InboundAuthorizer, L4Connection, AuthorizationVerdict } from './authorizer.js';
 import type { ConnectionRegistry } from './connections.js';
 
@@ -382,7 +383,15 @@ export class HboneInbound {
       return;
     }
     stream.on('error', noop);
-    const peer: PeerInfo = { ...this.#claimedSource(headers, info), identity: info.peerIdentity };
+    const local = this.#in.local;
+    const source = claimedSource(
+      headers.forwarded,
+      info.peerId,
+      { ip: info.peerIp, port: info.peerPort },
+      local.store,
+      (w) => local.spiffeIdOf(w),
+    );
+    const peer: PeerInfo = { ...source, identity: info.peerIdentity };
     const decision = admitInbound(
       this.#in.local,
       this.#in.authorizer,
@@ -450,21 +459,6 @@ export class HboneInbound {
     );
   }
 
-  /**
-   * The client address the peer states in `forwarded: for=`, believed only when it names a workload
-   * whose identity is the one the peer proved; otherwise the socket's own peer address. A mesh
-   * certificate does not entitle its holder to speak for other pods' addresses.
-   */
-  #claimedSource(headers: IncomingHttpHeaders, info: SessionInfo): { ip: string; port: number } {
-    const fwd = forwardedFor(headers.forwarded as string | undefined);
-    const claimed = fwd === undefined ? undefined : parseHboneAuthority(fwd);
-    if (claimed) {
-      const w = this.#in.local.store.workloadByIp(claimed.ip);
-      if (w && this.#in.local.spiffeIdOf(w) === info.peerId) return claimed;
-    }
-    return { ip: info.peerIp, port: info.peerPort };
-  }
-
   /** Drops the TLS servers of workloads this node no longer serves (their keys go with them). */
   prune(): void {
     for (const [uid, entry] of this.#servers) {
@@ -483,31 +477,6 @@ export class HboneInbound {
     for (const session of this.#live) session.destroy();
     this.#live.clear();
   }
-}
-
-/**
- * Server-side keepalive, as ztunnel's serve_connection: a PING every PING_INTERVAL_MS; `onDead` when one
- * is still unanswered after PING_TIMEOUT_MS. Besides dead peers, this is what ends a session nghttp2 has
- * terminated (its GOAWAY for a protocol error, or for rapid resets): Node then stops reading the socket
- * without closing it or telling JS, so not even the peer's FIN is seen, and the session, its streams and
- * their upstream connections would otherwise stay forever.
- */
-function keepAlive(session: Http2Session, onDead: () => void): void {
-  let deadline: NodeJS.Timeout | undefined;
-  const onPong = (err: Error | null) => {
-    if (err) return; // cancelled: the session is closing
-    clearTimeout(deadline);
-    deadline = undefined;
-  };
-  const timer = setInterval(() => {
-    // ping() throws once the session is destroyed, which precedes its 'close'.
-    if (deadline || session.destroyed) return;
-    if (session.ping(onPong)) deadline = setTimeout(onDead, PING_TIMEOUT_MS).unref();
-  }, PING_INTERVAL_MS).unref();
-  session.once('close', () => {
-    clearInterval(timer);
-    clearTimeout(deadline);
-  });
 }
 
 /** Writes a refused CONNECT's access-log line and metrics: the verdict, the deciding policy, the flag. */

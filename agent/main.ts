@@ -13,7 +13,7 @@ import { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
 import { GrpcCaClient, type CaClient } from '../core/identity/ca-client.js';
 import { CertificateManager } from '../core/identity/manager.js';
 import { identitiesForNode } from './identity/node-identities.js';
-import { createAdminServer, createMetricsServer, createReadinessServer } from './admin.js';
+import { createAdminServer, createMetricsServer, createReadinessServer } from '../core/http-endpoints.js';
 import { LocalWorkloads } from './workloads.js';
 import { PolicyAuthorizer } from './authorizer.js';
 import { ConnectionRegistry } from './connections.js';
@@ -29,7 +29,7 @@ import { systemClock } from '../core/clock.js';
 import { Capture, markedDialer } from './capture.js';
 import { EnrolmentController } from './enrolment.js';
 import { PlaintextInbound } from './inbound-plaintext.js';
-import { unmapIpv4 } from './workloads.js';
+import { unmapIpv4 } from '../core/address.js';
 
 export const DEFAULT_ADMIN_PORT = 15000;
 export const DEFAULT_METRICS_PORT = 15020;

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import type { ConfigStore } from '../core/store.js';
 import type { Service } from '../core/model/service.js';
-import type { Workload } from '../core/model/workload.js';
+import { isTerminated, type Workload } from '../core/model/workload.js';
 import { formatHboneAuthority } from '../core/hbone/authority.js';
 import {
   baggageHeader,
@@ -25,7 +25,8 @@ import { workloadNames } from '../core/telemetry/workload-names.js';
 import { errorMessage } from '../core/errors.js';
 import { Priority, type CertificateManager } from '../core/identity/manager.js';
 import { HboneClientPool, TunnelRefusedError } from '../core/hbone/client-pool.js';
-import { LocalWorkloads, unmapIpv4 } from './workloads.js';
+import { LocalWorkloads } from './workloads.js';
+import { unmapIpv4 } from '../core/address.js';
 import { serviceWaypoint, workloadWaypoint, GATEWAY_NAME_LABEL, type WaypointBinding } from './waypoints.js';
 import { ConnectionResult } from './connection-result.js';
 import type { SameNodeAnswer } from './inbound.js';
@@ -84,7 +85,10 @@ function viaWaypoint(
   if (wpService)
     for (const ep of store.endpointsOf(wpService)) {
       const w = store.workloadByIp(ep.address);
-      if (w && local.isMeshWorkload(w) && w.labels[GATEWAY_NAME_LABEL] === gw.name) candidates.push(w);
+      // Waypoint pods are not enrolled (Istio's template opts them out: they terminate HBONE themselves);
+      // what makes one a next hop is being a live pod of this Gateway.
+      if (w && !isTerminated(w) && w.namespace === gw.namespace && w.labels[GATEWAY_NAME_LABEL] === gw.name)
+        candidates.push(w);
     }
   if (candidates.length === 0) return refuse(`waypoint ${gw.namespace}/${gw.name} has no ready pods`);
   const wp = candidates[pick(candidates.length)]!;

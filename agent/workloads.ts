@@ -33,9 +33,3 @@ export class LocalWorkloads {
     });
   }
 }
-
-/** Node reports IPv4 peers of a dual-stack socket as `::ffff:a.b.c.d`; the store keys plain IPv4. */
-export function unmapIpv4(ip: string | undefined): string {
-  if (!ip) return '';
-  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
-}

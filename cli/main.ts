@@ -7,6 +7,7 @@ import { demoCommand, DEMO_USAGE } from './demo.js';
 import { benchCommand, BENCH_USAGE } from './bench.js';
 import { labCommand, LAB_USAGE } from './lab.js';
 import { applyCommand, labelCommand, APPLY_USAGE } from './apply.js';
+import { waypointCommand, WAYPOINT_USAGE } from './waypoint.js';
 import { UsageError } from './flags.js';
 
 const USAGE = `usage: weft <command> …
@@ -16,7 +17,8 @@ ${AGENT_USAGE}
 ${DEMO_USAGE}
 ${BENCH_USAGE}
 ${LAB_USAGE}
-${APPLY_USAGE}`;
+${APPLY_USAGE}
+${WAYPOINT_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -38,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
         return applyCommand(rest);
       case 'label':
         return labelCommand(rest);
+      case 'waypoint':
+        return await waypointCommand(rest);
       case undefined:
       case 'help':
       case '--help':

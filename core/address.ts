@@ -19,3 +19,9 @@ export function parseHostPort(text: string, what: string): HostPort {
 export function formatHostPort({ host, port }: HostPort): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/** Node reports IPv4 peers of a dual-stack socket as `::ffff:a.b.c.d`; the store keys plain IPv4. */
+export function unmapIpv4(ip: string | undefined): string {
+  if (!ip) return '';
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}

@@ -16,7 +16,8 @@ export type WeftErrorCode =
   | 'ERR_TUNNEL'
   | 'ERR_NO_ENDPOINT'
   | 'ERR_POLICY_DENIED'
-  | 'ERR_PEER_IDENTITY';
+  | 'ERR_PEER_IDENTITY'
+  | 'ERR_UPSTREAM';
 
 export interface WeftErrorContext {
   /** The object involved, e.g. `Pod default/web-1` or a SPIFFE ID. */

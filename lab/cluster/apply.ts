@@ -6,15 +6,18 @@
 // Like `kubectl apply`, re-applying an object keeps what the cluster filled in and the file does not
 // say: a Pod's status (its IP) and scheduled node, a Service's ClusterIP. An object already in the
 // folder is replaced where it is written; new objects go to `<folder>/<name of the applied file>.yaml`.
+import { readFileSync, unlinkSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { convertManifest, formatRejection, type Rejection } from '../../core/convert/index.js';
 import { isObject, type JsonObject } from '../../core/convert/fields.js';
 import {
   appendObject,
+  atomicWrite,
   editObjectInFile,
   manifestKey,
   manifestKeyString,
+  readManifestObjects,
   scanManifestFolder,
   type ManifestKey,
   type ManifestLocation,
@@ -197,6 +200,77 @@ export function applyManifests(source: ActiveSource, inputs: readonly ApplyInput
     changes.push({ object, action: 'created', file });
   }
   return { rejections, warnings, changes };
+}
+
+// ---- deleting ---------------------------------------------------------------------------------------
+
+export interface DeleteChange {
+  /** `Pod shop/web`. */
+  readonly object: string;
+  readonly file: string;
+}
+
+/**
+ * Removes the objects `keys` from the folder (`kubectl delete`): each one's document, or its entry of a
+ * `kind: List`; a file left with no object is removed. Other documents keep their text. Keys that are
+ * not in the folder are skipped: the result lists what was deleted.
+ */
+export function deleteObjects(source: ActiveSource, keys: readonly ManifestKey[]): DeleteChange[] {
+  const existing = scanManifestFolder(source.manifestsDir);
+  const byFile = new Map<string, ManifestKey[]>();
+  for (const key of keys) {
+    const location = existing.get(manifestKeyString(key));
+    if (location === undefined) continue;
+    byFile.set(location.file, [...(byFile.get(location.file) ?? []), location.key]);
+  }
+  const deleted: DeleteChange[] = [];
+  for (const [file, fileKeys] of byFile)
+    for (const key of removeFromFile(file, fileKeys))
+      deleted.push({
+        object: `${key.kind} ${key.namespace === '' ? '' : `${key.namespace}/`}${key.name}`,
+        file,
+      });
+  return deleted;
+}
+
+/** Removes `keys` from `file` (re-read now), returning those it held. */
+function removeFromFile(file: string, keys: readonly ManifestKey[]): ManifestKey[] {
+  const text = readFileSync(file, 'utf8');
+  const wanted = new Set(keys.map(manifestKeyString));
+  const locations = readManifestObjects(file, text).filter((l) => wanted.has(manifestKeyString(l.key)));
+  if (locations.length === 0) return [];
+  const whole = new Set(locations.filter((l) => l.item === undefined).map((l) => l.document));
+  // Highest index first, so removing an item does not move the ones still to remove.
+  const items = locations
+    .filter((l) => l.item !== undefined)
+    .sort((a, b) => b.document - a.document || b.item! - a.item!);
+  if (file.endsWith('.json')) {
+    const root = JSON.parse(text) as { items?: unknown[] };
+    for (const l of items) root.items?.splice(l.item!, 1);
+    if (whole.size > 0) unlinkSync(file);
+    else atomicWrite(file, `${JSON.stringify(root, null, 2)}\n`);
+    return locations.map((l) => l.key);
+  }
+  const docs = parseAllDocuments(text);
+  const broken = docs.findIndex((d) => d.errors.length > 0);
+  if (broken !== -1)
+    throw new Error(
+      `${file}: document ${broken + 1} has a YAML syntax error; fix it before deleting from this file`,
+    );
+  for (const l of items) docs[l.document]!.deleteIn(['items', l.item!]);
+  const kept = docs.filter((d, i) => !whole.has(i) && d.contents !== null);
+  if (kept.length === 0) unlinkSync(file);
+  else
+    atomicWrite(
+      file,
+      kept
+        .map((d, i) => {
+          const part = d.toString();
+          return i === 0 || part.startsWith('---') ? part : `---\n${part}`;
+        })
+        .join(''),
+    );
+  return locations.map((l) => l.key);
 }
 
 type ParsedDoc =

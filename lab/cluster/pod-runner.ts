@@ -7,6 +7,7 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { errorMessage } from '../../core/errors.js';
+import { expandArgv } from './pod-spec.js';
 import { spawnInNetns, stopChildGroup } from './children.js';
 import type { LabNodePlan } from './plan.js';
 import { recordProcess, type PodPhase, type PodState, type ProcessRecord } from './state.js';
@@ -40,7 +41,7 @@ const attempt = (port) => new Promise((resolve) => {
 `;
 
 export interface PodRun {
-  /** Resolved argv; empty for a pod that only has a network. */
+  /** Resolved argv; empty for a pod that only has a network. `$(VAR)`s are expanded from `env` at spawn. */
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly cwd: string;
@@ -65,6 +66,8 @@ export interface PodRunnerOptions {
 export class PodRunner {
   readonly options: PodRunnerOptions;
   #run: PodRun;
+  /** `#run.argv` with its `$(VAR)` references expanded from `#run.env`: what is spawned. */
+  #argv: readonly string[];
   #phase: PodPhase = 'starting';
   #message: string | undefined;
   #child: ChildProcess | undefined;
@@ -82,6 +85,7 @@ export class PodRunner {
   constructor(options: PodRunnerOptions, run: PodRun) {
     this.options = options;
     this.#run = run;
+    this.#argv = expandArgv(run.argv, run.env);
   }
 
   get run(): PodRun {
@@ -109,6 +113,7 @@ export class PodRunner {
   /** Replaces the command (same network): stops the running process and starts the new one. */
   async restartWith(run: PodRun): Promise<void> {
     this.#run = run;
+    this.#argv = expandArgv(run.argv, run.env);
     this.#cancelRestart();
     await this.#stopProcess();
     this.#backoff.reset();
@@ -135,7 +140,7 @@ export class PodRunner {
       phase: this.#phase,
       process: this.#record,
       restarts: this.#restarts,
-      command: this.#run.argv,
+      command: this.#argv,
       log: o.log,
       ...(this.#message === undefined && this.#notice === undefined
         ? {}
@@ -152,16 +157,16 @@ export class PodRunner {
   #spawn(): void {
     const o = this.options;
     const generation = ++this.#generation;
-    if (this.#run.argv.length === 0) {
+    if (this.#argv.length === 0) {
       this.#setPhase('ready', 'no command: the pod is a network endpoint only');
       return;
     }
     appendFileSync(
       o.log,
-      `--- weft lab: ${new Date().toISOString()} starting ${JSON.stringify(this.#run.argv)} in ${o.netns}` +
+      `--- weft lab: ${new Date().toISOString()} starting ${JSON.stringify(this.#argv)} in ${o.netns}` +
         `${this.#restarts > 0 ? ` (restart ${this.#restarts})` : ''}\n`,
     );
-    const child = spawnInNetns(o.netns, this.#run.argv, {
+    const child = spawnInNetns(o.netns, this.#argv, {
       log: o.log,
       env: this.#run.env,
       cwd: this.#run.cwd,

@@ -129,9 +129,37 @@ export function podEnv(spec: PodRunSpec, pod: PodFacts): Record<string, string> 
     HOST_IP: pod.node.uplinkIp,
   };
   if (process.env.WEFT_LOG_LEVEL !== undefined) env.WEFT_LOG_LEVEL = process.env.WEFT_LOG_LEVEL;
+  // As in Kubernetes, a value may refer to the variables defined before it: `$(POD_NAME).log`.
   for (const entry of spec.env)
-    env[entry.name] = 'value' in entry ? entry.value : fieldValue(entry.fieldPath, pod);
+    env[entry.name] = 'value' in entry ? expandVars(entry.value, env) : fieldValue(entry.fieldPath, pod);
   return env;
+}
+
+/** `$$`, `$(NAME)` with a name that holds no `)`, or `$` and whatever one character follows. */
+const VAR_REFERENCE = /\$(?:(\$)|\(([^)]*)\)|[\s\S])/g;
+
+/**
+ * Kubernetes' variable expansion in `command`, `args` and `env` values: `$(VAR)` becomes the value of
+ * VAR; `$$` becomes `$`, so `$$(VAR)` is a literal `$(VAR)`; a reference to a variable that is not
+ * defined, an unclosed `$(` and any other `$` stay as written.
+ */
+export function expandVars(text: string, env: Readonly<Record<string, string>>): string {
+  if (!text.includes('$')) return text;
+  return text.replace(VAR_REFERENCE, (whole, dollar: string | undefined, name: string | undefined) => {
+    if (dollar !== undefined) return '$';
+    if (name !== undefined && Object.hasOwn(env, name)) return env[name]!;
+    return whole;
+  });
+}
+
+/** `text` as a literal that `expandVars` gives back unchanged (every `$` doubled). */
+export function escapeVars(text: string): string {
+  return text.replace(/\$/g, () => '$$');
+}
+
+/** `expandVars` over a command line. */
+export function expandArgv(argv: readonly string[], env: Readonly<Record<string, string>>): string[] {
+  return argv.map((arg) => expandVars(arg, env));
 }
 
 function fieldValue(fieldPath: string, pod: PodFacts): string {
@@ -153,9 +181,12 @@ function fieldValue(fieldPath: string, pod: PodFacts): string {
   }
 }
 
-/** `weft …` runs this build of weft (with this Node), so the demo works without `weft` on PATH. */
+/**
+ * `weft …` runs this build of weft (with this Node), so the demo works without `weft` on PATH. The
+ * paths put in are escaped: the result still goes through `expandArgv` (the pod runner does that).
+ */
 export function resolveArgv(argv: readonly string[]): string[] {
-  if (argv[0] === 'weft') return [process.execPath, weftCliPath(), ...argv.slice(1)];
+  if (argv[0] === 'weft') return [escapeVars(process.execPath), escapeVars(weftCliPath()), ...argv.slice(1)];
   return [...argv];
 }
 

@@ -1,4 +1,4 @@
-// The agent's HTTP endpoints: admin (127.0.0.1:15000: /config_dump, /certs), Prometheus metrics
+// The HTTP endpoints of the agent and the waypoint: admin (127.0.0.1:15000: /config_dump, /certs), Prometheus metrics
 // (:15020/metrics, /stats/prometheus) and readiness (:15021/healthz/ready). Read-only; private keys are
 // never shown.
 import { createServer, type Server, type ServerResponse } from 'node:http';

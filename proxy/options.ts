@@ -1,0 +1,51 @@
+// What `weft waypoint run` passes to the waypoint (proxy/main.ts `startWaypoint`), and what it gets back.
+import type { HostPort } from '../core/address.js';
+import type { ConfigStore } from '../core/store.js';
+import type { CaClient } from '../core/identity/ca-client.js';
+
+/** Istio's waypoint ports: HBONE in, and the usual admin/metrics/readiness endpoints. */
+export const WAYPOINT_DEFAULT_PORTS = Object.freeze({
+  hbone: 15008,
+  admin: 15000,
+  metrics: 15020,
+  readiness: 15021,
+});
+
+export interface WaypointOptions {
+  /** The waypoint's Gateway (class istio-waypoint): its name and namespace. */
+  readonly name: string;
+  readonly namespace: string;
+  /** The service account the waypoint runs as; its SPIFFE identity is ns/<namespace>/sa/<serviceAccount>. */
+  readonly serviceAccount: string;
+  /** The node the waypoint pod runs on (the CA's node authorizer checks the pod is there). */
+  readonly nodeName: string;
+  readonly trustDomain: string;
+  /** `file:DIR` (the same folder the agents read). */
+  readonly configSource: string;
+  readonly ca: {
+    readonly address: HostPort;
+    readonly rootCertFile: string;
+    readonly tokenFile: string;
+    readonly serverName?: string | undefined;
+  };
+  readonly certTtlSeconds: number;
+  readonly hboneListen: HostPort;
+  /** null disables a listener. */
+  readonly adminListen: HostPort | null;
+  readonly metricsListen: HostPort | null;
+  readonly readinessListen: HostPort | null;
+  /** OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); undefined: tracing off. */
+  readonly otlpEndpoint: string | undefined;
+  /** Tests may pass their own CA client; by default a GrpcCaClient from `ca`. */
+  readonly caClient?: CaClient;
+}
+
+export interface WaypointHandle {
+  readonly hboneAddress: HostPort;
+  readonly adminAddress: HostPort | null;
+  readonly metricsAddress: HostPort | null;
+  readonly readinessAddress: HostPort | null;
+  readonly store: ConfigStore;
+  /** Stops accepting, lets requests in flight finish (up to the deadline), then closes everything. */
+  close(): Promise<void>;
+}

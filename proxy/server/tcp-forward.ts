@@ -1,0 +1,135 @@
+// Non-HTTP traffic through the waypoint: checked against the TCP views of the bound policies, then piped
+// to an endpoint of the dialled Service (or to the dialled pod) over the connector's stream.
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../core/log.js';
+import type { ConfigStore } from '../../core/store.js';
+import { errorMessage } from '../../core/errors.js';
+import { evaluateRequest, type NamespacedName, type WaypointPolicyCache } from '../authz/index.js';
+import type { Tunnel } from '../tunnel/hbone-server.js';
+import type { Endpoint, UpstreamConnector } from '../forward/connector.js';
+import type { RandomSource } from '../routing/index.js';
+import { endpointsOf } from './request-handler.js';
+import type { TcpForwarder } from './dispatch.js';
+
+export interface TcpOutcome {
+  readonly tunnel: Tunnel;
+  readonly upstream: Endpoint | undefined;
+  readonly allowed: boolean;
+  readonly policy: string | undefined;
+  readonly error: string | undefined;
+  readonly sentBytes: number;
+  readonly receivedBytes: number;
+  readonly durationMs: number;
+}
+
+export class WaypointTcpForwarder implements TcpForwarder {
+  constructor(
+    readonly store: ConfigStore,
+    readonly waypoint: NamespacedName,
+    /** A cache over the TCP views of the policies (authz/tcp.ts). */
+    readonly policies: WaypointPolicyCache,
+    readonly connector: UpstreamConnector,
+    readonly log: Logger,
+    readonly observe: (outcome: TcpOutcome) => void,
+    readonly random: RandomSource = Math.random,
+  ) {}
+
+  forward(tunnel: Tunnel): void {
+    const start = performance.now();
+    const { target, stream } = tunnel;
+    const service = target.kind === 'service' ? target.service : undefined;
+    const verdict = evaluateRequest(
+      this.policies.get({
+        waypoint: this.waypoint,
+        service: service && { namespace: service.namespace, name: service.name },
+      }),
+      {
+        srcIp: tunnel.source.ip,
+        srcIdentity: tunnel.peer,
+        dstIp: target.dialled.ip,
+        dstPort: target.dialled.port,
+        method: '',
+        path: '',
+        query: '',
+        host: undefined,
+        rawHeaders: [],
+        sni: undefined,
+      },
+    );
+    const report = (
+      upstream: Endpoint | undefined,
+      error: string | undefined,
+      sent = 0,
+      received = 0,
+    ): void =>
+      this.observe({
+        tunnel,
+        upstream,
+        allowed: verdict.allowed,
+        policy: verdict.responseDetails,
+        error,
+        sentBytes: sent,
+        receivedBytes: received,
+        durationMs: performance.now() - start,
+      });
+    if (!verdict.allowed) {
+      // A TCP denial closes the connection (authz.md §6.5); the client sees it end.
+      stream.destroy();
+      report(undefined, 'denied by policy');
+      return;
+    }
+    const endpoints =
+      target.kind === 'workload'
+        ? [{ ip: target.dialled.ip, port: target.dialled.port, workload: target.workload }]
+        : endpointsOf(this.store, target.service, target.port);
+    if (endpoints.length === 0) {
+      stream.destroy();
+      report(undefined, 'no healthy upstream');
+      return;
+    }
+    const ep = endpoints[Math.floor(this.random() * endpoints.length)]!;
+    this.connector.open(ep, tunnel.traceparent).then(
+      (upstream) => splice(stream, upstream, (sent, received) => report(ep, undefined, sent, received)),
+      (err: unknown) => {
+        this.log.info(
+          { upstream: `${ep.ip}:${ep.port}`, error: errorMessage(err) },
+          'tcp upstream connect failed',
+        );
+        stream.destroy();
+        report(ep, errorMessage(err));
+      },
+    );
+  }
+}
+
+/** Pipes both ways with half-close; `done` once both sides are closed, with the bytes each way. */
+export function splice(
+  client: Duplex,
+  upstream: Duplex,
+  done: (sent: number, received: number) => void,
+): void {
+  let sent = 0;
+  let received = 0;
+  let open = 2;
+  const closed = (): void => {
+    if (--open === 0) done(sent, received);
+  };
+  client.on('data', (c: Buffer) => (sent += c.length));
+  upstream.on('data', (c: Buffer) => (received += c.length));
+  client.pipe(upstream);
+  upstream.pipe(client);
+  const fail = (): void => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.once('error', fail);
+  upstream.once('error', fail);
+  client.once('close', () => {
+    if (!upstream.writableEnded) upstream.destroy();
+    closed();
+  });
+  upstream.once('close', () => {
+    if (!client.writableEnded) client.destroy();
+    closed();
+  });
+}

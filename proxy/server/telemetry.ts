@@ -1,0 +1,152 @@
+// The waypoint's telemetry for each finished request or TCP connection: Istio's metrics with
+// reporter="waypoint", one access-log line, and the request's span (exported only when an OTLP endpoint
+// is configured; otherwise the client's trace context passes through unchanged).
+import type { Registry } from 'prom-client';
+import type { Logger } from '../../core/log.js';
+import type { ConfigStore } from '../../core/store.js';
+import { formatHboneAuthority } from '../../core/hbone/authority.js';
+import { accessLogRecord, ACCESS_LOG_MESSAGE } from '../telemetry/access-log.js';
+import { RequestLabelCache, RequestMetrics } from '../telemetry/request-metrics.js';
+import { formatTraceparent, parseTraceContext } from '../telemetry/trace-context.js';
+import { createTracer, spanName, type RequestTracer } from '../telemetry/tracing.js';
+import type { NamespacedName } from '../authz/index.js';
+import type { Tunnel } from '../tunnel/hbone-server.js';
+import type { DownstreamRequest, RequestOutcome, RequestTrace } from './request-handler.js';
+import type { TcpOutcome } from './tcp-forward.js';
+
+export interface TelemetryInputs {
+  readonly registry: Registry;
+  readonly waypoint: NamespacedName;
+  readonly store: ConfigStore;
+  readonly trustDomain: string;
+  readonly otlpEndpoint: string | undefined;
+  readonly log: Logger;
+}
+
+const NO_FLAGS: readonly [] = [];
+
+export class WaypointTelemetry {
+  readonly #in: TelemetryInputs;
+  readonly #metrics: RequestMetrics;
+  readonly #labels: RequestLabelCache;
+  readonly #tracer: RequestTracer;
+
+  constructor(inputs: TelemetryInputs) {
+    this.#in = inputs;
+    this.#metrics = new RequestMetrics(inputs.registry);
+    this.#labels = new RequestLabelCache({
+      clusterDomain: inputs.store.clusterDomain,
+      trustDomain: inputs.trustDomain,
+    });
+    this.#tracer = createTracer({
+      otlpEndpoint: inputs.otlpEndpoint,
+      serviceName: `${inputs.waypoint.name}.${inputs.waypoint.namespace}`,
+      attributes: { 'k8s.namespace.name': inputs.waypoint.namespace },
+      logger: inputs.log,
+    });
+  }
+
+  /** The span of one request, child of the client's context; its context is what goes upstream. */
+  startTrace(req: DownstreamRequest, tunnel: Tunnel): RequestTrace {
+    const parent = parseTraceContext(req.headers.traceparent, req.headers.tracestate);
+    const { dialled } = tunnel.target;
+    const host =
+      tunnel.target.kind === 'service' ? serviceHost(tunnel.target.service, this.#in.store) : dialled.ip;
+    const span = this.#tracer.startServerSpan(parent, spanName(host, dialled.port), {
+      'http.method': req.method,
+      'http.url': req.url,
+      'istio.namespace': this.#in.waypoint.namespace,
+      'istio.source_principal': tunnel.peerId,
+    });
+    return {
+      traceparent: span.context ? formatTraceparent(span.context) : undefined,
+      end: (status) => span.end(status),
+    };
+  }
+
+  request(o: RequestOutcome): void {
+    const flags = o.flag === '-' ? NO_FLAGS : [o.flag];
+    const store = this.#in.store;
+    const destinationWorkload = o.upstream
+      ? (o.upstream.workload ?? store.workloadByIp(o.upstream.ip))
+      : undefined;
+    const grpc = o.grpcStatus === undefined ? undefined : Number(o.grpcStatus);
+    const labels = this.#labels.labels(
+      {
+        sourceIdentity: o.tunnel.peerId,
+        sourceWorkload: o.tunnel.sourceWorkload,
+        destinationService: o.service,
+        destinationWorkload,
+      },
+      {
+        protocol: o.requestProtocol,
+        responseCode: o.status,
+        grpcStatus: Number.isInteger(grpc) ? grpc : undefined,
+        responseFlags: flags,
+      },
+    );
+    this.#metrics.record(labels, {
+      durationMs: o.durationMs,
+      requestBytes: o.requestBytes,
+      responseBytes: o.responseBytes,
+    });
+    const destinationService = o.service ? serviceHost(o.service, store) : undefined;
+    this.#in.log.info(
+      accessLogRecord({
+        startTimeMs: o.startTime.getTime(),
+        method: o.method,
+        path: o.path,
+        protocol: o.protocol,
+        authority: o.authority,
+        responseCode: o.status,
+        responseFlags: flags,
+        responseCodeDetails: o.details,
+        bytesReceived: o.requestBytes,
+        bytesSent: o.responseBytes,
+        durationMs: o.durationMs,
+        upstreamHost: o.upstream && formatHboneAuthority(o.upstream.ip, o.upstream.port),
+        upstreamCluster:
+          o.service && o.upstream
+            ? `outbound|${o.service.ports[0]?.port ?? 0}||${destinationService ?? ''}`
+            : undefined,
+        upstreamServiceTimeMs: o.upstreamMs,
+        upstreamAttempts: o.attempts,
+        forwardedFor: o.forwardedFor,
+        userAgent: o.userAgent,
+        requestId: o.requestId,
+        sourceIdentity: o.tunnel.peerId,
+        sourceAddress: formatHboneAuthority(o.tunnel.source.ip, o.tunnel.source.port),
+        destinationService,
+        routeName: o.route,
+        traceId: o.traceparent?.split('-')[1],
+      }),
+      ACCESS_LOG_MESSAGE,
+    );
+  }
+
+  tcp(o: TcpOutcome): void {
+    this.#in.log.info(
+      {
+        'src.identity': o.tunnel.peerId,
+        'src.addr': formatHboneAuthority(o.tunnel.source.ip, o.tunnel.source.port),
+        'dst.addr': formatHboneAuthority(o.tunnel.target.dialled.ip, o.tunnel.target.dialled.port),
+        upstream_host: o.upstream && formatHboneAuthority(o.upstream.ip, o.upstream.port),
+        allowed: o.allowed,
+        policy: o.policy,
+        error: o.error,
+        bytes_sent: o.receivedBytes,
+        bytes_received: o.sentBytes,
+        duration: Math.floor(o.durationMs),
+      },
+      'tcp connection complete',
+    );
+  }
+
+  close(): Promise<void> {
+    return this.#tracer.shutdown();
+  }
+}
+
+function serviceHost(service: { name: string; namespace: string }, store: ConfigStore): string {
+  return `${service.name}.${service.namespace}.svc.${store.clusterDomain}`;
+}

@@ -29,7 +29,8 @@ export function forwardRequestHeaders(
     const value = headers[name];
     if (value === undefined || name.charCodeAt(0) === 0x3a /* : */) continue;
     if (drop.has(name) || CONNECTION_SPECIFIC.has(name) || name === 'expect') continue;
-    out[name] = value;
+    // A TE that survived is `trailers` in some letter case; HTTP/2 accepts exactly the lower-case form.
+    out[name] = name === 'te' ? 'trailers' : value;
   }
   if (keepUpgrade && typeof headers.upgrade === 'string') {
     out.upgrade = headers.upgrade;

@@ -10,7 +10,7 @@
 //   larger one streams through once: no retries, no mirrors for it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { Logger } from '../../core/log.js';
 import type { ConfigStore } from '../../core/store.js';
 import type { Service, ServicePort } from '../../core/model/service.js';
@@ -448,8 +448,16 @@ export class RequestHandler {
       return chunk;
     };
     if (!wantReplay) {
-      req.on('data', counted);
-      return req as Readable;
+      // Counted on the way through; a 'data' listener on the request itself would start the flow
+      // before the upstream request is there to take it.
+      const counting = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          callback(null, counted(chunk));
+        },
+      });
+      req.once('error', (err) => counting.destroy(err));
+      (req as Readable).pipe(counting);
+      return counting;
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -499,6 +507,7 @@ export class RequestHandler {
     const maxTries = 1 + (retry?.attempts ?? 0);
     let lastFailure: AttemptError | undefined;
     let handedOver = false;
+    const tried = new Set<Endpoint>();
     ex.upstreamStart = performance.now();
     try {
       for (let attempt = 0; attempt < maxTries; attempt++) {
@@ -507,7 +516,8 @@ export class RequestHandler {
           await sleep(wait, overall.signal);
           if (overall.signal.aborted) break;
         }
-        const ep = destination.endpoints[Math.floor(this.#random() * destination.endpoints.length)]!;
+        const ep = this.#pick(destination.endpoints, tried);
+        tried.add(ep);
         ex.upstream = ep;
         ex.attempts = attempt + 1;
         const tryController = new AbortController();
@@ -610,6 +620,8 @@ export class RequestHandler {
     if (responseEdits.length > 0)
       headers = applyHeaderEdits(headers, responseEdits) as Record<string, string | string[]>;
     if (grpc) ex.grpcStatus = single(response.headers['grpc-status']);
+    if (h2 && grpc && ex.grpcStatus !== undefined)
+      return this.#trailersOnly(res as Http2ServerResponse, response, headers);
     try {
       res.writeHead(response.status, headers);
     } catch (err) {
@@ -631,7 +643,10 @@ export class RequestHandler {
         sink.once('drain', () => response.body.resume());
       }
     });
-    response.body.once('end', () => {
+    let complete = false;
+    const finish = (): void => {
+      if (complete) return;
+      complete = true;
       const trailers = forwardTrailers(response.trailers());
       if (trailers) {
         if (grpc) ex.grpcStatus = single(trailers['grpc-status']) ?? ex.grpcStatus;
@@ -639,6 +654,17 @@ export class RequestHandler {
         if (h2 || !('content-length' in headers)) res.addTrailers(trailers as Record<string, string>);
       }
       res.end();
+    };
+    response.body.once('end', finish);
+    // An HTTP/2 backend may close its stream (RST_STREAM NO_ERROR after answering, as servers do that
+    // reply before reading the whole request) without 'end': with trailers received, the answer is
+    // complete; without, it was cut.
+    response.body.once('close', () => {
+      if (complete) return;
+      if (response.trailers() !== undefined) return finish();
+      complete = true;
+      ex.flag = 'UC';
+      res.destroy();
     });
     response.body.once('error', (err) => {
       ex.flag = 'UC';
@@ -648,6 +674,37 @@ export class RequestHandler {
       );
       res.destroy();
     });
+  }
+
+  /**
+   * A gRPC "Trailers-Only" answer (status in the response head, no messages) must reach the client as
+   * one HEADERS frame that ends the stream: sent as a head and an empty end, gRPC clients read no status.
+   */
+  #trailersOnly(
+    res: Http2ServerResponse,
+    response: UpstreamResponse,
+    headers: Record<string, string | string[]>,
+  ): void {
+    // Answered at once: the upstream stream may end with a reset rather than a clean end (a server
+    // that answers before reading the request), and the status must not wait on it.
+    response.body.on('error', () => undefined);
+    response.body.resume();
+    if (res.stream.destroyed) return;
+    try {
+      res.stream.respond({ ...headers, ':status': response.status }, { endStream: true });
+    } catch {
+      res.stream.destroy();
+    }
+  }
+
+  /**
+   * One endpoint, at random; a retry prefers one not tried yet (Istio's default retry host predicate,
+   * previous_hosts), so a single bad pod does not take every attempt.
+   */
+  #pick(endpoints: readonly Endpoint[], tried: ReadonlySet<Endpoint>): Endpoint {
+    const fresh = tried.size === 0 ? endpoints : endpoints.filter((e) => !tried.has(e));
+    const from = fresh.length > 0 ? fresh : endpoints;
+    return from[Math.floor(this.#random() * from.length)]!;
   }
 
   /** A copy of the request to one endpoint of `target`; its answer is read and dropped. */

@@ -44,7 +44,12 @@ export class UpgradeHandler {
       );
       return;
     }
-    const { headers, authority } = this.handler.upstreamHeaders(req, decision, ex, true);
+    // Only WebSocket is tunnelled (Istio's default upgrade list). Any other token (h2c above all, which
+    // would turn the connection into one the waypoint no longer inspects) is sent on as a plain
+    // request without its upgrade, on a connection closed after the answer.
+    const websocket = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+    const { headers, authority } = this.handler.upstreamHeaders(req, decision, ex, websocket);
+    if (!websocket) headers.connection = 'close';
     const endpoints = decision.destination.endpoints;
     const ep = endpoints[Math.floor(Math.random() * endpoints.length)]!;
     const lines = [`${req.method ?? 'GET'} ${decision.sendPath} HTTP/1.1`, `host: ${authority}`];

@@ -103,6 +103,9 @@ export function sniffProtocol(stream: Duplex, timeoutMs: number): Promise<Tunnel
         const verdict = classifyPrefix(seen.length === 1 ? chunk : Buffer.concat(seen, length));
         if (verdict !== 'more') return finish(verdict);
       }
+      // At the end of the stream, but before 'end' is emitted: the last moment the bytes can be put
+      // back (unshift after 'end' destroys the stream), for a client that sent a few bytes and closed.
+      if (atEof(stream)) finish('tcp');
     };
     const onEnd = (): void => finish('tcp');
     const timer = setTimeout(() => finish('tcp'), timeoutMs);
@@ -110,4 +113,10 @@ export function sniffProtocol(stream: Duplex, timeoutMs: number): Promise<Tunnel
     stream.once('end', onEnd);
     stream.once('close', onEnd);
   });
+}
+
+/** Whether the stream has seen its end (EOF read) although 'end' may not be emitted yet. */
+function atEof(stream: Duplex): boolean {
+  // Node keeps this only in its internal state; there is no public accessor for "ended, not yet emitted".
+  return (stream as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
 }

@@ -27,7 +27,12 @@ import { Priority, type CertificateManager } from '../core/identity/manager.js';
 import { HboneClientPool, TunnelRefusedError } from '../core/hbone/client-pool.js';
 import { LocalWorkloads } from './workloads.js';
 import { unmapIpv4 } from '../core/address.js';
-import { serviceWaypoint, workloadWaypoint, GATEWAY_NAME_LABEL, type WaypointBinding } from './waypoints.js';
+import {
+  serviceWaypoint,
+  workloadWaypoint,
+  GATEWAY_NAME_LABEL,
+  type WaypointBinding,
+} from '../core/waypoints.js';
 import { ConnectionResult } from './connection-result.js';
 import type { SameNodeAnswer } from './inbound.js';
 import { isLoopback, type UpstreamDialer } from './socket.js';

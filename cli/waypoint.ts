@@ -40,7 +40,7 @@ import {
   workloadWaypoint,
   type WaypointBinding as TrafficBinding,
   type WaypointFor,
-} from '../agent/waypoints.js';
+} from '../core/waypoints.js';
 import { waypointBinding } from '../proxy/authz/index.js';
 import { WAYPOINT_DEFAULT_PORTS, type WaypointOptions } from '../proxy/options.js';
 import { routeStatuses, type RouteStatus } from '../proxy/routing/index.js';

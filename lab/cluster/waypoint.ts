@@ -12,7 +12,7 @@ import { isObject, type JsonObject } from '../../core/convert/fields.js';
 import { nameProblem } from '../../core/convert/names.js';
 import { GATEWAY_API_GROUP, WAYPOINT_GATEWAY_CLASS } from '../../core/model/index.js';
 import { DATAPLANE_MODE_LABEL, DATAPLANE_MODE_NONE } from '../../core/model/namespace.js';
-import { GATEWAY_NAME_LABEL, WAYPOINT_FOR_LABEL, type WaypointFor } from '../../agent/waypoints.js';
+import { GATEWAY_NAME_LABEL, WAYPOINT_FOR_LABEL, type WaypointFor } from '../../core/waypoints.js';
 import { WAYPOINT_DEFAULT_PORTS } from '../../proxy/options.js';
 import { CA_SERVER_NAME } from '../ca-process.js';
 import { escapeVars } from './pod-spec.js';

@@ -17,7 +17,7 @@ import {
 import type { ConfigStore } from '../../core/store.js';
 // The binding rule is the agent's (it decides which traffic reaches the waypoint); both must agree, so
 // it is imported rather than restated. It belongs in core/ once that can change.
-import { serviceWaypoint } from '../../agent/waypoints.js';
+import { serviceWaypoint } from '../../core/waypoints.js';
 import { intersectHostnames } from './hostnames.js';
 
 /** A waypoint: the namespace and name of its Gateway. */

@@ -6,7 +6,7 @@ import type { ConfigStore } from '../../core/store.js';
 import type { Service, ServicePort } from '../../core/model/service.js';
 import { isTerminated, type Workload } from '../../core/model/workload.js';
 import { parseHboneAuthority } from '../../core/hbone/authority.js';
-import { serviceWaypoint, workloadWaypoint, type WaypointBinding } from '../../agent/waypoints.js';
+import { serviceWaypoint, workloadWaypoint, type WaypointBinding } from '../../core/waypoints.js';
 import type { NamespacedName } from '../authz/index.js';
 
 export interface DialledAddress {

@@ -1,11 +1,11 @@
-// Which waypoint, if any, traffic to a destination must cross (Istio's labels and resources): a Service
+// Which waypoint, if any, traffic to a destination must cross (shared by the agents, the waypoint and the CLI) (Istio's labels and resources): a Service
 // or namespace labelled `istio.io/use-waypoint=<gateway>` binds service-addressed traffic; a pod or its
 // namespace binds workload-addressed traffic when the waypoint serves workloads (`istio.io/waypoint-for`).
-import type { ConfigStore } from '../core/store.js';
-import { USE_WAYPOINT_LABEL } from '../core/model/namespace.js';
-import { isWaypoint, type Gateway } from '../core/model/gateway.js';
-import type { Service } from '../core/model/service.js';
-import type { Workload } from '../core/model/workload.js';
+import type { ConfigStore } from './store.js';
+import { USE_WAYPOINT_LABEL } from './model/namespace.js';
+import { isWaypoint, type Gateway } from './model/gateway.js';
+import type { Service } from './model/service.js';
+import type { Workload } from './model/workload.js';
 
 export const WAYPOINT_FOR_LABEL = 'istio.io/waypoint-for';
 /** Opts a Service or pod out of its namespace's waypoint. */

@@ -1,6 +1,7 @@
-// Which waypoint, if any, traffic to a destination must cross (shared by the agents, the waypoint and the CLI) (Istio's labels and resources): a Service
-// or namespace labelled `istio.io/use-waypoint=<gateway>` binds service-addressed traffic; a pod or its
-// namespace binds workload-addressed traffic when the waypoint serves workloads (`istio.io/waypoint-for`).
+// Which waypoint, if any, traffic to a destination must cross, by Istio's labels and resources (shared by the
+// agents, the waypoint and the CLI): a Service or namespace labelled `istio.io/use-waypoint=<gateway>` binds
+// service-addressed traffic; a pod or its namespace binds workload-addressed traffic when the waypoint
+// serves workloads (`istio.io/waypoint-for`).
 import type { ConfigStore } from './store.js';
 import { USE_WAYPOINT_LABEL } from './model/namespace.js';
 import { isWaypoint, type Gateway } from './model/gateway.js';

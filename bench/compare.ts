@@ -4,7 +4,9 @@
 // - direct: plain client pod → plain server pod;
 // - mesh (L4): enrolled client → node-1's agent (captured by tc eBPF) → HBONE mTLS → node-2's agent →
 //   enrolled server;
-// - waypoint (L4 + waypoint): reported as unavailable until the waypoint exists;
+// - waypoint (L4 + waypoint): enrolled client → node-1's agent → HBONE → the namespace's waypoint
+//   (HTTP parsed, routed and authorized at L7; TCP ports piped under L4 policy) → HBONE → node-2's agent
+//   → enrolled server, addressed by the Service VIP as a waypoint requires;
 // - haproxy (the baseline): plain client → HAProxy pod on node 1 → TLS 1.3 with client certificates from
 //   the mesh CA → HAProxy pod on node 2 → plain server. One thread each, like one agent process.
 //
@@ -39,6 +41,9 @@ import { mib, round3, sum, withUsage } from './path-compare.js';
 
 const PLAIN_NS = 'plain';
 const MESH_NS = 'mesh';
+const WAYPOINT_NS = 'wp';
+/** The waypoint path's Service (VIP fixed so the route is known before the lab allocates). */
+const WAYPOINT_VIP = '10.96.1.10';
 const IP = {
   plainClient: '10.77.1.10',
   meshClient: '10.77.1.11',
@@ -46,6 +51,8 @@ const IP = {
   plainServer: '10.77.2.10',
   meshServer: '10.77.2.11',
   haproxyServer: '10.77.2.12',
+  waypointClient: '10.77.1.13',
+  waypointServer: '10.77.2.13',
 } as const;
 const PORT = { http: 8080, echo: 9000, discard: 9001 } as const;
 type Service = keyof typeof PORT;
@@ -64,10 +71,9 @@ export const PATHS: readonly PathInfo[] = [
   },
   {
     id: 'waypoint',
-    title: 'client pod → agent → waypoint → agent → server pod',
-    available: false,
-    why: 'the waypoint (proxy/) does not exist yet: it lands with the waypoint issue',
-    processes: [],
+    title: 'client pod → agent node-1 → HBONE → waypoint (L7) → HBONE → agent node-2 → server pod',
+    available: true,
+    processes: ['agent-node-1', 'agent-node-2', 'waypoint'],
   },
   {
     id: 'haproxy',
@@ -81,6 +87,7 @@ export const PATHS: readonly PathInfo[] = [
 function route(path: PathId, service: Service): { pod: string; target: string } {
   const port = PORT[service];
   if (path === 'mesh') return { pod: `${MESH_NS}/client`, target: `${IP.meshServer}:${port}` };
+  if (path === 'waypoint') return { pod: `${WAYPOINT_NS}/client`, target: `${WAYPOINT_VIP}:${port}` };
   if (path === 'haproxy') return { pod: `${PLAIN_NS}/client`, target: `${IP.haproxyClient}:${port}` };
   return { pod: `${PLAIN_NS}/client`, target: `${IP.plainServer}:${port}` };
 }
@@ -254,6 +261,10 @@ async function deploy(lab: BenchLab, out: (line: string) => void): Promise<void>
       // The plain client also serves the trivial HTTP server on its loopback: the generator's floor.
       pod('client', PLAIN_NS, 'node-1', IP.plainClient, FLOOR_SERVE),
       pod('client', MESH_NS, 'node-1', IP.meshClient, ['sleep', 'infinity']),
+      namespaceManifest(WAYPOINT_NS),
+      pod('client', WAYPOINT_NS, 'node-1', IP.waypointClient, ['sleep', 'infinity']),
+      pod('server', WAYPOINT_NS, 'node-2', IP.waypointServer, SERVE, servicePorts),
+      waypointService(),
       pod('server', PLAIN_NS, 'node-2', IP.plainServer, SERVE, servicePorts),
       pod('server', MESH_NS, 'node-2', IP.meshServer, SERVE, servicePorts),
       pod(
@@ -276,8 +287,13 @@ async function deploy(lab: BenchLab, out: (line: string) => void): Promise<void>
   );
   await lab.weft(['apply', '-f', manifests, '--dir', lab.dir]);
   await lab.weft(['label', 'namespace', MESH_NS, 'istio.io/dataplane-mode=ambient', '--dir', lab.dir]);
-  out('pods: clients and HAProxy on node-1; servers and HAProxy on node-2; namespace mesh enrolled');
-  await lab.untilPodsReady([PLAIN_NS, MESH_NS], 6);
+  await lab.weft(['label', 'namespace', WAYPOINT_NS, 'istio.io/dataplane-mode=ambient', '--dir', lab.dir]);
+  out('pods: clients and HAProxy on node-1; servers and HAProxy on node-2; namespaces mesh and wp enrolled');
+  await lab.untilPodsReady([PLAIN_NS, MESH_NS, WAYPOINT_NS], 8);
+  // The waypoint pod goes where the lab's scheduler puts it (the node with the fewest pods), as a
+  // Deployment's would; `--enroll-namespace` binds the namespace once it is ready.
+  await lab.weft(['waypoint', 'apply', '-n', WAYPOINT_NS, '--enroll-namespace', '--dir', lab.dir]);
+  out(`waypoint ${WAYPOINT_NS}/waypoint ready; namespace ${WAYPOINT_NS} bound to it`);
   // Scenario (d) opens 500 connections/s from one address: whoever dials a new connection per request
   // (the client; the agents and HAProxy toward the server) accumulates TIME_WAIT ports, and without
   // reusing them for new outgoing connections the kernel's search for a free port grows with each one
@@ -286,6 +302,8 @@ async function deploy(lab: BenchLab, out: (line: string) => void): Promise<void>
   const dialling = [
     `${PLAIN_NS}/client`,
     `${MESH_NS}/client`,
+    `${WAYPOINT_NS}/client`,
+    `${WAYPOINT_NS}/waypoint-0`,
     `${PLAIN_NS}/haproxy-client`,
     `${PLAIN_NS}/haproxy-server`,
     'node-1',
@@ -305,9 +323,31 @@ async function deploy(lab: BenchLab, out: (line: string) => void): Promise<void>
     ]);
 }
 
+/**
+ * The waypoint path's Service: HTTP on `http` (parsed at L7 by the waypoint), the echo and discard
+ * ports named as TCP (piped under L4 policy), as a user would declare them.
+ */
+function waypointService(): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: server, namespace: ${WAYPOINT_NS} }
+spec:
+  clusterIP: ${WAYPOINT_VIP}
+  selector: { app: server }
+  ports:
+    - { name: http, port: ${PORT.http}, targetPort: ${PORT.http} }
+    - { name: tcp-echo, port: ${PORT.echo}, targetPort: ${PORT.echo} }
+    - { name: tcp-discard, port: ${PORT.discard}, targetPort: ${PORT.discard} }
+`;
+}
+
 function processPids(lab: BenchLab, info: PathInfo): number[] {
   return info.processes.map((name) =>
-    name.startsWith('agent-') ? lab.agentPid(name.slice('agent-'.length)) : lab.podPid(`${PLAIN_NS}/${name}`),
+    name.startsWith('agent-')
+      ? lab.agentPid(name.slice('agent-'.length))
+      : name === 'waypoint'
+        ? lab.podPid(`${WAYPOINT_NS}/waypoint-0`)
+        : lab.podPid(`${PLAIN_NS}/${name}`),
   );
 }
 
@@ -378,7 +418,9 @@ async function run(lab: BenchLab, info: PathInfo, plan: ScenarioPlan, o: Compare
     const { pod, target } = route(info.id, plan.service);
     // Fixed rate: the generator and the trivial servers (the instruments, the same on every path) run
     // real-time for the run; the proxies under test keep the default policy, as they would in production.
-    const servers = plan.realtime ? [lab.podPid(`${PLAIN_NS}/server`), lab.podPid(`${MESH_NS}/server`)] : [];
+    const servers = plan.realtime
+      ? [PLAIN_NS, MESH_NS, WAYPOINT_NS].map((ns) => lab.podPid(`${ns}/server`))
+      : [];
     for (const pid of servers) setRealtime(pid, true);
     const { result, usage } = await withUsage(processPids(lab, info), () =>
       lab.runInPod(pod, [...plan.args, '--target', target], { realtime: plan.realtime }),

@@ -227,7 +227,11 @@ export function ratioTable(report: CompareReport): Table {
   const refs = REFERENCES.filter((r) => available.includes(r));
   const pairs = available
     .filter((p) => p !== 'direct')
-    .flatMap((p) => refs.filter((ref) => ref !== p).map((ref) => [p, ref] as const));
+    .flatMap((p) => [
+      ...refs.filter((ref) => ref !== p).map((ref) => [p, ref] as const),
+      // The waypoint's own cost is what it adds to the L4 path it rides on.
+      ...(p === 'waypoint' && available.includes('mesh') ? [[p, 'mesh'] as const] : []),
+    ]);
   const rows = report.scenarios.flatMap((s) =>
     metricsOf(s).map((m): TableRow => {
       const value = (p: PathId): number | undefined => {

@@ -19,6 +19,7 @@ import { isObject } from '../core/convert/fields.js';
 import { formatRejection } from '../core/convert/index.js';
 import { nameProblem } from '../core/convert/names.js';
 import { errorMessage } from '../core/errors.js';
+import { cpuProfileFromEnv } from '../core/cpu-profile.js';
 import { componentLogger } from '../core/log.js';
 import {
   USE_WAYPOINT_LABEL,
@@ -876,10 +877,12 @@ async function runCommand(argv: string[]): Promise<number> {
   const options = waypointRunOptions(argv);
   // Loaded here, not at the top: the other subcommands need none of the proxy.
   const { startWaypoint } = await import('../proxy/main.js');
+  const stopProfile = await cpuProfileFromEnv('waypoint');
   const waypoint = await startWaypoint(options);
   const sig = await untilSignal();
   componentLogger('proxy').info({ signal: sig }, 'waypoint stopping');
   await closeWithin(() => waypoint.close(), CLOSE_DEADLINE_MS);
+  await stopProfile();
   // Exit now: a torn-down HTTP/2 session can keep Node's handle cleanup spinning at a natural exit.
   process.exit(0);
 }

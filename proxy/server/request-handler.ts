@@ -546,7 +546,11 @@ export class RequestHandler {
             response.body.once('close', () => overall.signal.removeEventListener('abort', onOverall));
             if (overallTimer) response.body.once('close', () => clearTimeout(overallTimer));
             res.off('close', onClientGone);
-            res.once('close', () => tryController.abort());
+            // Only a client gone before the answer was whole cancels the backend request (an abort
+            // costs an exception object; a finished exchange has nothing to cancel).
+            res.once('close', () => {
+              if (!response.body.readableEnded) tryController.abort();
+            });
             if (tryController.signal.aborted) response.body.destroy();
             else
               tryController.signal.addEventListener('abort', () => response.body.destroy(), { once: true });
@@ -659,13 +663,18 @@ export class RequestHandler {
     // An HTTP/2 backend may close its stream (RST_STREAM NO_ERROR after answering, as servers do that
     // reply before reading the whole request) without 'end': with trailers received, the answer is
     // complete; without, it was cut.
-    response.body.once('close', () => {
+    const closed = (): void => {
       if (complete) return;
       if (response.trailers() !== undefined) return finish();
       complete = true;
       ex.flag = 'UC';
       res.destroy();
-    });
+    };
+    response.body.once('close', closed);
+    // A response without body bytes (a gRPC error: head, then trailers) may have ended, and even
+    // closed, while its head was on the way here: its 'end' and 'close' are already past.
+    if (response.body.readableEnded) finish();
+    else if (response.body.destroyed) closed();
     response.body.once('error', (err) => {
       ex.flag = 'UC';
       this.#in.log.debug(

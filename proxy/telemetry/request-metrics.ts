@@ -271,6 +271,13 @@ export interface RequestMeasurement {
   readonly responseBytes: number;
 }
 
+interface BoundMetrics {
+  readonly requests: { inc(): void };
+  readonly duration: { observe(value: number): void };
+  readonly requestBytes: { observe(value: number): void };
+  readonly responseBytes: { observe(value: number): void };
+}
+
 export class RequestMetrics {
   readonly requests: Counter<RequestLabelName>;
   readonly duration: Histogram<RequestLabelName>;
@@ -299,9 +306,28 @@ export class RequestMetrics {
 
   /** Counts one finished request; called once per request, when its access log is written. */
   record(labels: RequestLabels, m: RequestMeasurement): void {
-    this.requests.inc(labels);
-    this.duration.observe(labels, m.durationMs);
-    this.requestBytes.observe(labels, m.requestBytes);
-    this.responseBytes.observe(labels, m.responseBytes);
+    const c = this.#childrenOf(labels);
+    c.requests.inc();
+    c.duration.observe(m.durationMs);
+    c.requestBytes.observe(m.requestBytes);
+    c.responseBytes.observe(m.responseBytes);
+  }
+
+  // prom-client hashes and validates all 27 labels on every inc/observe; the label objects come shared
+  // from RequestLabelCache, so their bound children are looked up once per object instead.
+  readonly #children = new WeakMap<RequestLabels, BoundMetrics>();
+
+  #childrenOf(labels: RequestLabels): BoundMetrics {
+    let c = this.#children.get(labels);
+    if (c === undefined) {
+      c = {
+        requests: this.requests.labels(labels),
+        duration: this.duration.labels(labels),
+        requestBytes: this.requestBytes.labels(labels),
+        responseBytes: this.responseBytes.labels(labels),
+      };
+      this.#children.set(labels, c);
+    }
+    return c;
   }
 }

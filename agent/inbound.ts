@@ -44,6 +44,7 @@ import { unmapIpv4 } from '../core/address.js';
 import { ConnectionResult } from './connection-result.js';
 import { deliver } from './delivery.js';
 import { keepAlive } from '../core/hbone/keepalive.js';
+import { respondIfOpen } from '../core/hbone/respond.js';
 import { claimedSource } from '../core/hbone/claimed-source.js';
 import type { InboundAuthorizer, L4Connection, AuthorizationVerdict } from './authorizer.js';
 import type { ConnectionRegistry } from './connections.js';
@@ -492,17 +493,6 @@ function recordRefusal(
   });
   result.failed(decision.flag, decision.reason);
   result.close(0, 0);
-}
-
-/** Answers a stream unless it is already gone (a policy close or a reset may have got there first). */
-function respondIfOpen(stream: ServerHttp2Stream, status: number): boolean {
-  if (stream.closed || stream.destroyed) return false;
-  try {
-    stream.respond({ ':status': status }, { endStream: status !== 200 });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function noop(): void {}

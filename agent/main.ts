@@ -1,7 +1,6 @@
 // Wiring of the node agent: config store and source, certificates for this node's pods, the HBONE
 // server, the outbound proxy and its entry points, policy re-checks on config change, and the HTTP
 // endpoints. Decides nothing; returns a handle with the bound addresses, which tests use too.
-import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
@@ -10,10 +9,15 @@ import { ConfigStore } from '../core/store.js';
 import { createConfigSource } from '../core/sources/index.js';
 import { formatRejection } from '../core/convert/index.js';
 import { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
-import { GrpcCaClient, type CaClient } from '../core/identity/ca-client.js';
+import { GrpcCaClient, type CaClient, type GrpcCaClientOptions } from '../core/identity/ca-client.js';
 import { CertificateManager } from '../core/identity/manager.js';
 import { identitiesForNode } from './identity/node-identities.js';
-import { createAdminServer, createMetricsServer, createReadinessServer } from '../core/http-endpoints.js';
+import {
+  createAdminServer,
+  createMetricsServer,
+  createReadinessServer,
+  listenHttp,
+} from '../core/http-endpoints.js';
 import { LocalWorkloads } from './workloads.js';
 import { PolicyAuthorizer } from './authorizer.js';
 import { ConnectionRegistry } from './connections.js';
@@ -42,12 +46,7 @@ export interface AgentOptions {
   readonly trustDomain: string;
   /** `file:DIR` (or, later, `kubernetes`). */
   readonly configSource: string;
-  readonly ca: {
-    readonly address: HostPort;
-    readonly rootCertFile: string;
-    readonly tokenFile: string;
-    readonly serverName?: string | undefined;
-  };
+  readonly ca: GrpcCaClientOptions;
   readonly certTtlSeconds: number;
   readonly adminListen: HostPort;
   /** null disables a listener (tests that need only part of the agent). */
@@ -85,13 +84,6 @@ function registerCaptureMetrics(registry: Registry, capture: Capture): void {
       for (const [counter, value] of Object.entries(capture.stats())) this.set({ counter }, value);
     },
   });
-}
-
-async function listenHttp(server: Server, addr: HostPort): Promise<HostPort> {
-  server.listen(addr.port, addr.host);
-  await once(server, 'listening');
-  const bound = server.address();
-  return { host: addr.host, port: typeof bound === 'object' && bound ? bound.port : 0 };
 }
 
 export async function startAgent(options: AgentOptions): Promise<AgentHandle> {

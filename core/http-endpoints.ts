@@ -1,7 +1,9 @@
 // The HTTP endpoints of the agent and the waypoint: admin (127.0.0.1:15000: /config_dump, /certs), Prometheus metrics
 // (:15020/metrics, /stats/prometheus) and readiness (:15021/healthz/ready). Read-only; private keys are
 // never shown.
+import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { HostPort } from './address.js';
 import type { Registry } from 'prom-client';
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -64,4 +66,12 @@ export function createReadinessServer(isReady: () => string | true): Server {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   });
+}
+
+/** Starts `server` on `addr`; resolves with the bound address (port 0 gives the chosen port). */
+export async function listenHttp(server: Server, addr: HostPort): Promise<HostPort> {
+  server.listen(addr.port, addr.host);
+  await once(server, 'listening');
+  const bound = server.address();
+  return { host: addr.host, port: typeof bound === 'object' && bound ? bound.port : 0 };
 }

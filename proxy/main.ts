@@ -1,11 +1,10 @@
 // Wiring of the waypoint: config store and source, the waypoint's own certificate, the HBONE server, the
 // HTTP and TCP paths, the upstream pool, and the HTTP endpoints. Decides nothing; returns a handle with
 // the bound addresses, which tests use too.
-import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
-import { formatHostPort, type HostPort } from '../core/address.js';
+import { formatHostPort } from '../core/address.js';
 import { ConfigStore } from '../core/store.js';
 import { createConfigSource } from '../core/sources/index.js';
 import { formatRejection } from '../core/convert/index.js';
@@ -14,7 +13,12 @@ import { isAmbientEnrolled, isTerminated, type Workload } from '../core/model/wo
 import { GrpcCaClient } from '../core/identity/ca-client.js';
 import { CertificateManager, Priority } from '../core/identity/manager.js';
 import { HboneClientPool } from '../core/hbone/client-pool.js';
-import { createAdminServer, createMetricsServer, createReadinessServer } from '../core/http-endpoints.js';
+import {
+  createAdminServer,
+  createMetricsServer,
+  createReadinessServer,
+  listenHttp,
+} from '../core/http-endpoints.js';
 import { compileRoutingTable, type RoutingTable } from './routing/index.js';
 import { WaypointPolicyCache } from './authz/index.js';
 import { tcpPolicySource } from './authz/tcp.js';
@@ -30,13 +34,6 @@ import type { WaypointHandle, WaypointOptions } from './options.js';
 
 /** On shutdown, requests in flight get this long to finish after clients were told to go elsewhere. */
 const DRAIN_MS = 5_000;
-
-async function listenHttp(server: Server, addr: HostPort): Promise<HostPort> {
-  server.listen(addr.port, addr.host);
-  await once(server, 'listening');
-  const bound = server.address();
-  return { host: addr.host, port: typeof bound === 'object' && bound ? bound.port : 0 };
-}
 
 export async function startWaypoint(options: WaypointOptions): Promise<WaypointHandle> {
   const log = componentLogger('waypoint');

@@ -1,7 +1,7 @@
 // What `weft waypoint run` passes to the waypoint (proxy/main.ts `startWaypoint`), and what it gets back.
 import type { HostPort } from '../core/address.js';
 import type { ConfigStore } from '../core/store.js';
-import type { CaClient } from '../core/identity/ca-client.js';
+import type { CaClient, GrpcCaClientOptions } from '../core/identity/ca-client.js';
 
 /** Istio's waypoint ports: HBONE in, and the usual admin/metrics/readiness endpoints. */
 export const WAYPOINT_DEFAULT_PORTS = Object.freeze({
@@ -22,12 +22,7 @@ export interface WaypointOptions {
   readonly trustDomain: string;
   /** `file:DIR` (the same folder the agents read). */
   readonly configSource: string;
-  readonly ca: {
-    readonly address: HostPort;
-    readonly rootCertFile: string;
-    readonly tokenFile: string;
-    readonly serverName?: string | undefined;
-  };
+  readonly ca: GrpcCaClientOptions;
   readonly certTtlSeconds: number;
   readonly hboneListen: HostPort;
   /** null disables a listener. */

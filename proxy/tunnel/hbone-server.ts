@@ -29,6 +29,7 @@ import {
 import { formatHboneAuthority } from '../../core/hbone/authority.js';
 import { hboneServerTlsOptions, peerIdentity } from '../../core/hbone/tls.js';
 import { keepAlive } from '../../core/hbone/keepalive.js';
+import { respondIfOpen } from '../../core/hbone/respond.js';
 import { claimedSource, type SourceAddress } from '../../core/hbone/claimed-source.js';
 import type { WorkloadCertificate } from '../../core/identity/manager.js';
 import { tuneSocket } from '../../core/tcp.js';
@@ -172,7 +173,7 @@ export class WaypointHboneServer {
     }
     stream.on('error', noop);
     if (headers[':method'] !== 'CONNECT') {
-      respond(stream, 405);
+      respondIfOpen(stream, 405);
       return;
     }
     const { store, waypoint, log } = this.#in;
@@ -187,12 +188,12 @@ export class WaypointHboneServer {
         },
         'tunnel refused',
       );
-      respond(stream, target.status);
+      respondIfOpen(stream, target.status);
       return;
     }
     const source = claimedSource(headers.forwarded, info.peerId, info.peerAddr, store, this.#in.spiffeIdOf);
     const traceparent = headers.traceparent;
-    if (!respond(stream, 200)) return;
+    if (!respondIfOpen(stream, 200)) return;
     this.#in.onTunnel({
       stream,
       peer: info.peer,
@@ -202,15 +203,5 @@ export class WaypointHboneServer {
       target,
       traceparent: typeof traceparent === 'string' ? traceparent : undefined,
     });
-  }
-}
-
-function respond(stream: ServerHttp2Stream, status: number): boolean {
-  if (stream.closed || stream.destroyed) return false;
-  try {
-    stream.respond({ ':status': status }, { endStream: status !== 200 });
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -6,7 +6,8 @@ import type { Logger } from '../../core/log.js';
 import type { ConfigStore } from '../../core/store.js';
 import { formatHboneAuthority } from '../../core/hbone/authority.js';
 import { accessLogRecord, ACCESS_LOG_MESSAGE } from '../telemetry/access-log.js';
-import { RequestLabelCache, RequestMetrics } from '../telemetry/request-metrics.js';
+import { RequestLabelCache, RequestMetrics, waypointTcpLabels } from '../telemetry/request-metrics.js';
+import { TcpMetrics } from '../../core/telemetry/tcp-metrics.js';
 import { formatTraceparent, parseTraceContext } from '../telemetry/trace-context.js';
 import { createTracer, spanName, type RequestTracer } from '../telemetry/tracing.js';
 import type { NamespacedName } from '../authz/index.js';
@@ -30,10 +31,12 @@ export class WaypointTelemetry {
   readonly #metrics: RequestMetrics;
   readonly #labels: RequestLabelCache;
   readonly #tracer: RequestTracer;
+  readonly #tcp: TcpMetrics;
 
   constructor(inputs: TelemetryInputs) {
     this.#in = inputs;
     this.#metrics = new RequestMetrics(inputs.registry);
+    this.#tcp = new TcpMetrics(inputs.registry);
     this.#labels = new RequestLabelCache({
       clusterDomain: inputs.store.clusterDomain,
       trustDomain: inputs.trustDomain,
@@ -125,6 +128,26 @@ export class WaypointTelemetry {
   }
 
   tcp(o: TcpOutcome): void {
+    const store = this.#in.store;
+    const flag = !o.allowed ? 'DENY' : o.error !== undefined ? (o.upstream ? 'UF' : 'UH') : '-';
+    const labels = waypointTcpLabels(
+      {
+        sourceIdentity: o.tunnel.peerId,
+        sourceWorkload: o.tunnel.sourceWorkload,
+        destinationService: o.tunnel.target.kind === 'service' ? o.tunnel.target.service : undefined,
+        destinationWorkload: o.upstream
+          ? (o.upstream.workload ?? store.workloadByIp(o.upstream.ip))
+          : undefined,
+      },
+      { clusterDomain: store.clusterDomain, trustDomain: this.#in.trustDomain },
+      flag,
+    );
+    // Counted when the connection ends (opened and closed together), with its bytes each way.
+    this.#tcp.opened.inc(labels);
+    this.#tcp.closed.inc(labels);
+    if (flag !== '-') this.#tcp.failed.inc(labels);
+    this.#tcp.receivedBytes.inc(labels, o.sentBytes);
+    this.#tcp.sentBytes.inc(labels, o.receivedBytes);
     this.#in.log.info(
       {
         'src.identity': o.tunnel.peerId,

@@ -11,7 +11,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Service } from '../../core/model/service.js';
 import type { Workload } from '../../core/model/workload.js';
 import { DEFAULT_TRUST_DOMAIN, formatSpiffeId, parseSpiffeId } from '../../core/spiffe.js';
-import { TRAFFIC_LABEL_NAMES } from '../../core/telemetry/tcp-metrics.js';
+import { TRAFFIC_LABEL_NAMES, type TrafficLabels } from '../../core/telemetry/tcp-metrics.js';
 import { workloadNames } from '../../core/telemetry/workload-names.js';
 import { formatResponseFlags, type HttpResponseFlag } from './response-flags.js';
 
@@ -330,4 +330,16 @@ export class RequestMetrics {
     }
     return c;
   }
+}
+
+/**
+ * The labels of Istio's TCP metrics for a connection the waypoint piped (not HTTP): the same peer
+ * labels as its requests, with request_protocol "tcp" and the connection's response flag.
+ */
+export function waypointTcpLabels(
+  peers: RequestPeers,
+  options: RequestLabelOptions,
+  flag: string,
+): TrafficLabels {
+  return { ...peerLabels(peers, options), request_protocol: 'tcp', response_flags: flag };
 }

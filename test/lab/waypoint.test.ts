@@ -391,6 +391,11 @@ t.test(
       'denials are counted',
     );
     t.match(metrics.stdout, /istio_request_duration_milliseconds_bucket\{/, 'durations are recorded');
+    t.match(
+      metrics.stdout,
+      /istio_tcp_connections_opened_total\{reporter="waypoint"[^}]*destination_service_name="tcp-echo"[^}]*response_flags="DENY"/,
+      'the denied TCP connection is counted, reporter="waypoint", flag DENY',
+    );
 
     // A Service without a waypoint is untouched by L7 rules: /admin passes there.
     const plain = `http://${vip('plain', 'echo')}`;

@@ -10,6 +10,7 @@ import {
   RequestLabelCache,
   RequestMetrics,
   buildRequestLabels,
+  waypointTcpLabels,
   type RequestOutcome,
   type RequestPeers,
 } from '../../../proxy/telemetry/request-metrics.js';
@@ -292,3 +293,22 @@ t.test('the cache is bounded', async (t) => {
   }
   t.same(wrong, []);
 });
+
+t.test(
+  'TCP through the waypoint: the request peer labels with request_protocol tcp and the flag',
+  async (t) => {
+    const tcp = waypointTcpLabels(PEERS, OPTIONS, 'DENY');
+    const http = buildRequestLabels(PEERS, OK, OPTIONS);
+    t.equal(tcp.reporter, 'waypoint');
+    t.equal(tcp.request_protocol, 'tcp');
+    t.equal(tcp.response_flags, 'DENY');
+    t.equal(tcp.source_principal, http.source_principal, 'same peers as the HTTP labels');
+    t.equal(tcp.destination_service, http.destination_service);
+    t.notOk('response_code' in tcp, 'no HTTP-only labels');
+    t.strictSame(
+      Object.keys(tcp).sort(),
+      [...REQUEST_LABEL_NAMES].filter((n) => n !== 'response_code' && n !== 'grpc_response_status').sort(),
+      'exactly the TCP label set',
+    );
+  },
+);

@@ -3,18 +3,23 @@
 import { resolve } from 'node:path';
 import { WeftError } from '../errors.js';
 import { FileSource, type FileSourceOptions } from './file.js';
+import { KubernetesSource, type KubernetesSourceOptions } from './kubernetes.js';
 import type { ConfigSource } from './source.js';
 
 export type { ConfigBatch, ConfigSink, ConfigSource } from './source.js';
 export { FileSource, type FileSourceOptions } from './file.js';
+export { KubernetesSource, type KubernetesSourceOptions } from './kubernetes.js';
 
 export interface ConfigSourceOptions {
   readonly file?: FileSourceOptions;
+  /** Everything but the kubeconfig path, which comes from the spec. */
+  readonly kubernetes?: Omit<KubernetesSourceOptions, 'kubeconfigPath'>;
 }
 
 /**
  * `file:DIR` -> a FileSource watching DIR (relative paths resolve against the working directory).
- * `kubernetes` (informers) is planned and rejected for now with a message saying so.
+ * `kubernetes` -> informers against the API server, with the pod's in-cluster credentials.
+ * `kubernetes:KUBECONFIG` -> the same through a kubeconfig file (development and tests).
  */
 export function createConfigSource(spec: string, options: ConfigSourceOptions = {}): ConfigSource {
   if (spec.startsWith('file:')) {
@@ -22,9 +27,14 @@ export function createConfigSource(spec: string, options: ConfigSourceOptions = 
     if (dir === '') throw invalidSpec(spec, 'file: needs a folder, e.g. file:./manifests');
     return new FileSource(resolve(dir), options.file);
   }
-  if (spec === 'kubernetes')
-    throw invalidSpec(spec, 'the kubernetes source is not implemented yet; use file:DIR');
-  throw invalidSpec(spec, 'expected file:DIR (a folder of manifests) or kubernetes');
+  if (spec === 'kubernetes') return new KubernetesSource(options.kubernetes);
+  if (spec.startsWith('kubernetes:')) {
+    const kubeconfig = spec.slice('kubernetes:'.length);
+    if (kubeconfig === '')
+      throw invalidSpec(spec, 'kubernetes: needs a kubeconfig file, or use kubernetes alone in a cluster');
+    return new KubernetesSource({ ...options.kubernetes, kubeconfigPath: resolve(kubeconfig) });
+  }
+  throw invalidSpec(spec, 'expected file:DIR (a folder of manifests), kubernetes or kubernetes:KUBECONFIG');
 }
 
 function invalidSpec(spec: string, why: string): WeftError {

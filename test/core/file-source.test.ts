@@ -256,7 +256,8 @@ t.test('the same object in two files: the later is rejected naming both', async 
 t.test('config source specs', async (t) => {
   t.equal(createConfigSource('file:/etc/weft').description, 'file:/etc/weft');
   t.throws(() => createConfigSource('file:'), /needs a folder/);
-  t.throws(() => createConfigSource('kubernetes'), /not implemented yet/);
+  t.equal(createConfigSource('kubernetes').description, 'kubernetes');
+  t.throws(() => createConfigSource('kubernetes:'), /needs a kubeconfig file/);
   t.throws(() => createConfigSource('/etc/weft'), /expected file:DIR/);
   const missing = createConfigSource(`file:${join(tmpdir(), 'weft-does-not-exist')}`);
   await t.rejects(missing.start(new ConfigStore()), /cannot read the folder/);

@@ -55,7 +55,7 @@ t.test('node-1 access-log lines are counted per route and verdict', async (t) =>
 
 t.test(
   'bench capture: direct, passthrough and mesh all carry load; passthrough verified in the access log',
-  { skip: skipReason(t, unavailable), timeout: 90_000 },
+  { skip: skipReason(t, unavailable), timeout: 115_000 },
   async (t) => {
     const r = await weft(['bench', 'capture', '--duration', '1s', '--warmup', '0s', '--json']);
     t.equal(r.code, 0, 'exit 0');

@@ -38,6 +38,7 @@ import {
   USE_WAYPOINT_NONE,
   WAYPOINT_FOR_LABEL,
   serviceWaypoint,
+  waypointFor,
   workloadWaypoint,
   type WaypointBinding as TrafficBinding,
   type WaypointFor,
@@ -59,6 +60,7 @@ import {
   type ManifestKey,
 } from '../lab/cluster/manifest-folder.js';
 import { isRunning, readLabState, type LabState } from '../lab/cluster/state.js';
+import { table } from '../lab/cluster/status.js';
 import {
   DEFAULT_WAYPOINT_NAME,
   isWaypointService,
@@ -322,8 +324,8 @@ export function waypointReport(
   const exists = gw !== undefined && isWaypoint(gw);
   const nsLabel = store.namespace(ref.namespace)?.labels[USE_WAYPOINT_LABEL];
   const label = (value: string | undefined): string => `${USE_WAYPOINT_LABEL}=${value ?? ''}`;
-  const waypointFor = exists ? readWaypointFor(gw.labels[WAYPOINT_FOR_LABEL]) : undefined;
-  const notServedWhy = `the waypoint serves ${waypointFor === 'none' ? 'no' : waypointFor} traffic (${WAYPOINT_FOR_LABEL})`;
+  const serves = exists ? waypointFor(gw) : undefined;
+  const notServedWhy = `the waypoint serves ${serves === 'none' ? 'no' : serves} traffic (${WAYPOINT_FOR_LABEL})`;
 
   const services: BoundService[] = [];
   const notServed: string[] = [];
@@ -359,7 +361,7 @@ export function waypointReport(
     namespace: ref.namespace,
     name: ref.name,
     exists,
-    waypointFor,
+    waypointFor: serves,
     listeners: exists ? gw.listeners.map((l) => `${l.name} ${l.port}/${l.protocol}`) : [],
     service:
       ownService === undefined
@@ -378,12 +380,6 @@ export function waypointReport(
 }
 
 /** agent/waypoints.ts's reading of `istio.io/waypoint-for`: anything but the four values means service. */
-function readWaypointFor(value: string | undefined): WaypointFor {
-  return (WAYPOINT_FOR_VALUES as readonly (string | undefined)[]).includes(value)
-    ? (value as WaypointFor)
-    : 'service';
-}
-
 function podReport(
   w: Workload,
   lab: LabState | undefined,
@@ -473,16 +469,6 @@ function policyReports(config: FolderConfig, report: WaypointReport): PolicyRepo
 }
 
 // ---- text -------------------------------------------------------------------------------------------
-
-function table(rows: readonly (readonly string[])[]): string[] {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) =>
-    r
-      .map((cell, c) => cell.padEnd(widths[c]!))
-      .join('  ')
-      .trimEnd(),
-  );
-}
 
 const orDash = (list: readonly string[]): string => (list.length === 0 ? '-' : list.join(','));
 

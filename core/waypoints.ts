@@ -22,7 +22,8 @@ export type WaypointBinding =
   /** Bound to a waypoint that does not exist (yet): traffic must not bypass it, so it fails closed. */
   | { readonly kind: 'missing'; readonly name: string; readonly namespace: string };
 
-function waypointFor(gw: Gateway): WaypointFor {
+/** Which traffic a waypoint serves (`istio.io/waypoint-for`; service when absent or unknown). */
+export function waypointFor(gw: Gateway): WaypointFor {
   const v = gw.labels[WAYPOINT_FOR_LABEL];
   return v === 'workload' || v === 'all' || v === 'none' ? v : 'service';
 }

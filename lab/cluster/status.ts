@@ -16,7 +16,8 @@ function agentStatus(n: NodeState): string {
   return `${n.agentPhase}${n.agent === null ? '' : ` ${proc(n.agent)}`}${restarts}${message}`;
 }
 
-function table(rows: readonly (readonly string[])[]): string[] {
+/** Rows as aligned columns (two spaces apart), for the CLI's plain-text listings. */
+export function table(rows: readonly (readonly string[])[]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   return rows.map((r) =>
     r

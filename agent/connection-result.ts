@@ -1,7 +1,7 @@
 // One record per proxied connection: labels fixed at open, bytes and verdict added as it goes, written
 // once at close as one access-log line and Istio's TCP metrics (ztunnel's ConnectionResult).
 import type { Logger } from '../core/log.js';
-import type { Service } from '../core/model/service.js';
+import { serviceFqdn, type Service } from '../core/model/service.js';
 import type { Workload } from '../core/model/workload.js';
 import { workloadNames } from '../core/telemetry/workload-names.js';
 import type { ResponseFlag, TcpMetrics, TrafficLabels } from '../core/telemetry/tcp-metrics.js';
@@ -43,7 +43,7 @@ function trafficLabels(ends: ConnectionEnds, flag: ResponseFlag): TrafficLabels 
     source_app: s?.app ?? 'unknown',
     source_version: s?.version ?? 'unknown',
     source_cluster: 'Kubernetes',
-    destination_service: svc ? `${svc.name}.${svc.namespace}.svc.${ends.clusterDomain}` : 'unknown',
+    destination_service: svc ? serviceFqdn(svc, ends.clusterDomain) : 'unknown',
     destination_service_namespace: svc?.namespace ?? 'unknown',
     destination_service_name: svc?.name ?? 'unknown',
     destination_workload: d?.workload ?? 'unknown',

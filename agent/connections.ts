@@ -6,7 +6,7 @@ import type { Logger } from '../core/log.js';
 import type { ConfigStore } from '../core/store.js';
 import type { Workload } from '../core/model/workload.js';
 import type { InboundAuthorizer, L4Connection } from './authorizer.js';
-import { abort } from './copy.js';
+import { abort } from '../core/copy.js';
 import type { ConnectionResult } from './connection-result.js';
 
 export class RegisteredConnection {

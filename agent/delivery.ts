@@ -6,7 +6,7 @@ import type { Logger } from '../core/log.js';
 import { CONNECT_TIMEOUT_MS } from '../core/hbone/settings.js';
 import type { ConnectionResult } from './connection-result.js';
 import type { RegisteredConnection } from './connections.js';
-import { abort, pump } from './copy.js';
+import { abort, pump } from '../core/copy.js';
 import type { UpstreamDialer } from './socket.js';
 
 export interface DeliveryTarget {

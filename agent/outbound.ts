@@ -8,7 +8,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import type { ConfigStore } from '../core/store.js';
-import type { Service } from '../core/model/service.js';
+import { serviceFqdn, type Service } from '../core/model/service.js';
 import { isTerminated, type Workload } from '../core/model/workload.js';
 import { formatHboneAuthority } from '../core/hbone/authority.js';
 import {
@@ -36,7 +36,7 @@ import {
 import { ConnectionResult } from './connection-result.js';
 import type { SameNodeAnswer } from './inbound.js';
 import { isLoopback, type UpstreamDialer } from './socket.js';
-import { abort, pump } from './copy.js';
+import { abort, pump } from '../core/copy.js';
 
 export interface Destination {
   readonly ip: string;
@@ -306,9 +306,7 @@ export class OutboundProxy {
       return;
     }
     const names = workloadNames(src);
-    const serviceHost = plan.service
-      ? `${plan.service.name}.${plan.service.namespace}.svc.${local.store.clusterDomain}`
-      : undefined;
+    const serviceHost = plan.service ? serviceFqdn(plan.service, local.store.clusterDomain) : undefined;
     const headers = {
       [HEADER_FORWARDED]: forwardedHeader(srcIp, socket.remotePort ?? 0, serviceHost),
       [HEADER_BAGGAGE]: baggageHeader({

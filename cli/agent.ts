@@ -12,6 +12,8 @@ import { DEFAULT_PIN_DIR } from '../ebpf-redirect/index.js';
 import { HBONE_PORT } from '../core/hbone/settings.js';
 import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
 import {
+  CA_CLIENT_FLAGS,
+  caClientFlags,
   closeWithin,
   CLOSE_DEADLINE_MS,
   durationSecondsFlag,
@@ -33,10 +35,7 @@ async function run(argv: string[]): Promise<void> {
   const f = parseFlags(argv, {
     node: { type: 'string' },
     config: { type: 'string' },
-    'ca-address': { type: 'string' },
-    'ca-root': { type: 'string' },
-    'ca-server-name': { type: 'string' },
-    'token-file': { type: 'string' },
+    ...CA_CLIENT_FLAGS,
     'trust-domain': { type: 'string' },
     'cert-ttl': { type: 'string' },
     admin: { type: 'string' },
@@ -52,12 +51,7 @@ async function run(argv: string[]): Promise<void> {
     nodeName: stringFlag(f, 'node'),
     trustDomain: stringFlag(f, 'trust-domain', DEFAULT_TRUST_DOMAIN),
     configSource: stringFlag(f, 'config'),
-    ca: {
-      address: hostPortFlag(f, 'ca-address', `127.0.0.1:${DEFAULT_CA_PORT}`),
-      rootCertFile: stringFlag(f, 'ca-root'),
-      tokenFile: stringFlag(f, 'token-file'),
-      serverName: typeof f['ca-server-name'] === 'string' ? f['ca-server-name'] : undefined,
-    },
+    ca: caClientFlags(f, `127.0.0.1:${DEFAULT_CA_PORT}`),
     certTtlSeconds: durationSecondsFlag(f, 'cert-ttl', DEFAULT_WORKLOAD_TTL_S),
     adminListen: hostPortFlag(f, 'admin', `127.0.0.1:${DEFAULT_ADMIN_PORT}`),
     hboneListen: optionalHostPortFlag(f, 'hbone', `0.0.0.0:${HBONE_PORT}`),

@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseHostPort, type HostPort } from '../core/address.js';
 import { parseGatewayDuration } from '../core/convert/duration.js';
+import type { GrpcCaClientOptions } from '../core/identity/ca-client.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -101,4 +102,22 @@ export async function closeWithin(close: () => Promise<void>, deadlineMs: number
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([close(), new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
   clearTimeout(timer);
+}
+
+/** The flags every part that asks the CA for certificates takes (agent, waypoint). */
+export const CA_CLIENT_FLAGS: FlagSpec = {
+  'ca-address': { type: 'string' },
+  'ca-root': { type: 'string' },
+  'ca-server-name': { type: 'string' },
+  'token-file': { type: 'string' },
+};
+
+/** How to reach the CA, from CA_CLIENT_FLAGS; `defaultAddress` when --ca-address is absent. */
+export function caClientFlags(values: Record<string, unknown>, defaultAddress: string): GrpcCaClientOptions {
+  return {
+    address: hostPortFlag(values, 'ca-address', defaultAddress),
+    rootCertFile: stringFlag(values, 'ca-root'),
+    tokenFile: stringFlag(values, 'token-file'),
+    serverName: typeof values['ca-server-name'] === 'string' ? values['ca-server-name'] : undefined,
+  };
 }

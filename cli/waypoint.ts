@@ -73,6 +73,8 @@ import {
 } from '../lab/cluster/waypoint.js';
 import { labDirFlag } from './lab.js';
 import {
+  CA_CLIENT_FLAGS,
+  caClientFlags,
   closeWithin,
   CLOSE_DEADLINE_MS,
   durationMsFlag,
@@ -801,10 +803,7 @@ export function waypointRunOptions(argv: string[]): WaypointOptions {
     node: { type: 'string' },
     'service-account': { type: 'string' },
     config: { type: 'string' },
-    'ca-address': { type: 'string' },
-    'ca-root': { type: 'string' },
-    'ca-server-name': { type: 'string' },
-    'token-file': { type: 'string' },
+    ...CA_CLIENT_FLAGS,
     'trust-domain': { type: 'string' },
     'cert-ttl': { type: 'string' },
     hbone: { type: 'string' },
@@ -828,12 +827,7 @@ export function waypointRunOptions(argv: string[]): WaypointOptions {
     nodeName: stringFlag(f, 'node'),
     trustDomain: stringFlag(f, 'trust-domain', DEFAULT_TRUST_DOMAIN),
     configSource: stringFlag(f, 'config'),
-    ca: {
-      address: hostPortFlag(f, 'ca-address', `127.0.0.1:${DEFAULT_CA_PORT}`),
-      rootCertFile: stringFlag(f, 'ca-root'),
-      tokenFile: stringFlag(f, 'token-file'),
-      serverName: typeof f['ca-server-name'] === 'string' ? f['ca-server-name'] : undefined,
-    },
+    ca: caClientFlags(f, `127.0.0.1:${DEFAULT_CA_PORT}`),
     certTtlSeconds: durationSecondsFlag(f, 'cert-ttl', DEFAULT_WORKLOAD_TTL_S),
     hboneListen: hostPortFlag(f, 'hbone', `0.0.0.0:${WAYPOINT_DEFAULT_PORTS.hbone}`),
     adminListen: optionalHostPortFlag(f, 'admin', `127.0.0.1:${WAYPOINT_DEFAULT_PORTS.admin}`),

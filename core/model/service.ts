@@ -82,3 +82,11 @@ export interface ServiceEndpoint {
   /** Service port number -> target port on this address; a Service port missing here is not served. */
   readonly targetPorts: Readonly<Record<number, number>>;
 }
+
+/** The Service's cluster DNS name, `<name>.<namespace>.svc.<clusterDomain>` (Istio's destination_service). */
+export function serviceFqdn(
+  service: { readonly name: string; readonly namespace: string },
+  clusterDomain: string,
+): string {
+  return `${service.name}.${service.namespace}.svc.${clusterDomain}`;
+}

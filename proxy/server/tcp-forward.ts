@@ -1,6 +1,7 @@
 // Non-HTTP traffic through the waypoint: checked against the TCP views of the bound policies, then piped
 // to an endpoint of the dialled Service (or to the dialled pod) over the connector's stream.
 import type { Duplex } from 'node:stream';
+import { pump } from '../../core/copy.js';
 import type { Logger } from '../../core/log.js';
 import type { ConfigStore } from '../../core/store.js';
 import { errorMessage } from '../../core/errors.js';
@@ -102,7 +103,10 @@ export class WaypointTcpForwarder implements TcpForwarder {
   }
 }
 
-/** Pipes both ways with half-close; `done` once both sides are closed, with the bytes each way. */
+/**
+ * Pipes both ways with the agent's pump (half-close, linger, resets); `done` once both sides are over,
+ * with the bytes each way (counted by a listener: tunnel streams keep no byte counters of their own).
+ */
 export function splice(
   client: Duplex,
   upstream: Duplex,
@@ -110,26 +114,7 @@ export function splice(
 ): void {
   let sent = 0;
   let received = 0;
-  let open = 2;
-  const closed = (): void => {
-    if (--open === 0) done(sent, received);
-  };
   client.on('data', (c: Buffer) => (sent += c.length));
   upstream.on('data', (c: Buffer) => (received += c.length));
-  client.pipe(upstream);
-  upstream.pipe(client);
-  const fail = (): void => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.once('error', fail);
-  upstream.once('error', fail);
-  client.once('close', () => {
-    if (!upstream.writableEnded) upstream.destroy();
-    closed();
-  });
-  upstream.once('close', () => {
-    if (!client.writableEnded) client.destroy();
-    closed();
-  });
+  pump(client, upstream, () => done(sent, received));
 }

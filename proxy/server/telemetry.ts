@@ -4,6 +4,7 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../core/log.js';
 import type { ConfigStore } from '../../core/store.js';
+import { serviceFqdn } from '../../core/model/service.js';
 import { formatHboneAuthority } from '../../core/hbone/authority.js';
 import { accessLogRecord, ACCESS_LOG_MESSAGE } from '../telemetry/access-log.js';
 import { RequestLabelCache, RequestMetrics, waypointTcpLabels } from '../telemetry/request-metrics.js';
@@ -54,7 +55,9 @@ export class WaypointTelemetry {
     const parent = parseTraceContext(req.headers.traceparent, req.headers.tracestate);
     const { dialled } = tunnel.target;
     const host =
-      tunnel.target.kind === 'service' ? serviceHost(tunnel.target.service, this.#in.store) : dialled.ip;
+      tunnel.target.kind === 'service'
+        ? serviceFqdn(tunnel.target.service, this.#in.store.clusterDomain)
+        : dialled.ip;
     const span = this.#tracer.startServerSpan(parent, spanName(host, dialled.port), {
       'http.method': req.method,
       'http.url': req.url,
@@ -93,7 +96,7 @@ export class WaypointTelemetry {
       requestBytes: o.requestBytes,
       responseBytes: o.responseBytes,
     });
-    const destinationService = o.service ? serviceHost(o.service, store) : undefined;
+    const destinationService = o.service ? serviceFqdn(o.service, store.clusterDomain) : undefined;
     this.#in.log.info(
       accessLogRecord({
         startTimeMs: o.startTime.getTime(),
@@ -168,8 +171,4 @@ export class WaypointTelemetry {
   close(): Promise<void> {
     return this.#tracer.shutdown();
   }
-}
-
-function serviceHost(service: { name: string; namespace: string }, store: ConfigStore): string {
-  return `${service.name}.${service.namespace}.svc.${store.clusterDomain}`;
 }

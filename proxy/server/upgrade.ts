@@ -2,7 +2,7 @@
 // authorized and routed like any other; then its head goes to the chosen endpoint with `Upgrade` kept,
 // and from there bytes are piped both ways, so the backend's 101 and everything after pass unchanged.
 // Retries, mirrors and timeouts do not apply to an upgraded connection.
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
 import { errorMessage } from '../../core/errors.js';
@@ -11,16 +11,6 @@ import type { Tunnel } from '../tunnel/hbone-server.js';
 import type { UpstreamConnector } from '../forward/connector.js';
 import type { RequestHandler } from './request-handler.js';
 import { splice } from './tcp-forward.js';
-
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  403: 'Forbidden',
-  404: 'Not Found',
-  500: 'Internal Server Error',
-  501: 'Not Implemented',
-  503: 'Service Unavailable',
-  505: 'HTTP Version Not Supported',
-};
 
 export class UpgradeHandler {
   constructor(
@@ -38,7 +28,7 @@ export class UpgradeHandler {
       const lines = Object.entries(headers).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : v}`);
       const body = Buffer.from(decision.body);
       socket.end(
-        `HTTP/1.1 ${decision.status} ${STATUS_TEXT[decision.status] ?? 'Error'}\r\n` +
+        `HTTP/1.1 ${decision.status} ${STATUS_CODES[decision.status] ?? 'Error'}\r\n` +
           [...lines, 'connection: close', `content-length: ${body.length}`, '', ''].join('\r\n') +
           decision.body,
       );

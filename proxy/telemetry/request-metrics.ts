@@ -8,7 +8,7 @@
 // (source, destination service, destination workload) and keeps one finished, frozen label object per
 // outcome (protocol, code, gRPC status, flags): a steady request stream allocates no label objects.
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Service } from '../../core/model/service.js';
+import { serviceFqdn, type Service } from '../../core/model/service.js';
 import type { Workload } from '../../core/model/workload.js';
 import { DEFAULT_TRUST_DOMAIN, formatSpiffeId, parseSpiffeId } from '../../core/spiffe.js';
 import { TRAFFIC_LABEL_NAMES, type TrafficLabels } from '../../core/telemetry/tcp-metrics.js';
@@ -117,9 +117,7 @@ function peerLabels(peers: RequestPeers, options: RequestLabelOptions): PeerLabe
     source_app: s?.app ?? UNKNOWN,
     source_version: s?.version ?? UNKNOWN,
     source_cluster: src ? cluster : UNKNOWN,
-    destination_service: svc
-      ? `${svc.name}.${svc.namespace}.svc.${options.clusterDomain}`
-      : (d?.canonicalService ?? UNKNOWN),
+    destination_service: svc ? serviceFqdn(svc, options.clusterDomain) : (d?.canonicalService ?? UNKNOWN),
     destination_service_namespace: svc?.namespace ?? dst?.namespace ?? UNKNOWN,
     destination_service_name: svc?.name ?? d?.canonicalService ?? UNKNOWN,
     destination_workload: d?.workload ?? UNKNOWN,

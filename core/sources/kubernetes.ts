@@ -25,6 +25,7 @@ import {
 } from '@kubernetes/client-node';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { convertManifest } from '../convert/index.js';
+import { loadKubeConfig } from '../kubernetes/config.js';
 import { isObject, type JsonObject } from '../convert/fields.js';
 import { looseIdentity } from '../convert/meta.js';
 import { formatRejection, rejectionKey, type Rejection } from '../convert/rejection.js';
@@ -135,7 +136,7 @@ export class KubernetesSource implements ConfigSource {
   async start(sink: ConfigSink): Promise<void> {
     if (this.#sink !== undefined)
       throw new WeftError('ERR_CONFIG_INVALID', `${this.description}: already started`);
-    const config = this.#loadConfig();
+    const config = loadKubeConfig(this.#options.kubeconfigPath, this.description);
     this.#sink = sink;
     for (const kind of WATCHED_KINDS) this.#informers.push(new KindInformer(this, config, kind));
     for (const informer of this.#informers) informer.start();
@@ -186,31 +187,6 @@ export class KubernetesSource implements ConfigSource {
 
   get options(): KubernetesSourceOptions {
     return this.#options;
-  }
-
-  #loadConfig(): KubeConfig {
-    const config = new KubeConfig();
-    const path = this.#options.kubeconfigPath;
-    try {
-      if (path === undefined) config.loadFromCluster();
-      else config.loadFromFile(path);
-    } catch (err) {
-      throw new WeftError(
-        'ERR_CONFIG_INVALID',
-        `${this.description}: cannot load ${path === undefined ? 'the in-cluster config' : 'the kubeconfig'}: ${errorMessage(err)}`,
-        { field: 'config source' },
-        err,
-      );
-    }
-    if (config.getCurrentCluster() === null)
-      throw new WeftError(
-        'ERR_CONFIG_INVALID',
-        `${this.description}: the kubeconfig names no current cluster`,
-        {
-          field: 'config source',
-        },
-      );
-    return config;
   }
 
   /** An object was added or changed: convert it as the file source would. */

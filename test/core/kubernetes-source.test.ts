@@ -9,7 +9,12 @@ import { formatRejection } from '../../core/convert/index.js';
 import { keyString, type ObjectKey } from '../../core/model/index.js';
 import { createConfigSource, type ConfigSource } from '../../core/sources/index.js';
 import { ConfigStore } from '../../core/store.js';
-import { KubeApiServer, type KubeObject } from '../helpers/kube-api-server.js';
+import {
+  KubeApiServer,
+  kubeconfigFor,
+  startKubeApiServer,
+  type KubeObject,
+} from '../helpers/kube-api-server.js';
 
 /** Bounds every wait: a change that never arrives fails the test instead of hanging it. */
 const WAIT_MS = 5000;
@@ -24,46 +29,13 @@ function tempDir(t: Teardowns): string {
   return dir;
 }
 
-async function apiServer(t: Teardowns, objects: readonly KubeObject[] = []): Promise<KubeApiServer> {
-  const server = new KubeApiServer();
-  await server.listen();
-  t.teardown(() => server.close());
-  for (const object of objects) server.create(object);
-  return server;
-}
-
-/**
- * A kubeconfig pointing at the double, as `kubectl` would read it. The client refuses plain http unless
- * TLS verification is off, hence `insecure-skip-tls-verify`.
- */
-function kubeconfig(t: Teardowns, server: KubeApiServer): string {
-  const path = join(tempDir(t), 'kubeconfig');
-  writeFileSync(
-    path,
-    `apiVersion: v1
-kind: Config
-clusters:
-  - name: double
-    cluster: { server: "${server.url}", insecure-skip-tls-verify: true }
-users:
-  - name: test
-    user: {}
-contexts:
-  - name: double
-    context: { cluster: double, user: test }
-current-context: double
-`,
-  );
-  return path;
-}
-
 async function started(
   t: Teardowns,
   server: KubeApiServer,
   options: { startTimeoutMs?: number } = {},
 ): Promise<{ store: ConfigStore; source: ConfigSource }> {
   const store = new ConfigStore();
-  const source = createConfigSource(`kubernetes:${kubeconfig(t, server)}`, {
+  const source = createConfigSource(`kubernetes:${kubeconfigFor(t, server)}`, {
     kubernetes: { initialBackoffMs: 20, maxBackoffMs: 200, ...options },
   });
   await source.start(store);
@@ -119,7 +91,7 @@ function podNames(store: ConfigStore): string[] {
 }
 
 t.test('the first list is one batch holding every kind', async (t) => {
-  const server = await apiServer(t, [NAMESPACE, pod('web-0', '10.0.0.1'), service(80)]);
+  const server = await startKubeApiServer(t, [NAMESPACE, pod('web-0', '10.0.0.1'), service(80)]);
   const { store } = await started(t, server);
   t.equal(store.version, 1, 'start resolves after one batch');
   t.equal(store.namespace('shop')?.name, 'shop');
@@ -129,14 +101,14 @@ t.test('the first list is one batch holding every kind', async (t) => {
 });
 
 t.test('an empty cluster still gives a first (empty) batch', async (t) => {
-  const server = await apiServer(t);
+  const server = await startKubeApiServer(t);
   const { store } = await started(t, server);
   t.equal(store.version, 1);
   t.same([...store.namespaces()], []);
 });
 
 t.test('creates, updates and deletes reach the store', async (t) => {
-  const server = await apiServer(t, [NAMESPACE]);
+  const server = await startKubeApiServer(t, [NAMESPACE]);
   const { store } = await started(t, server);
   server.create(pod('web-0', '10.0.0.1'));
   await until(store, 'web-0 is added', () => store.workload('shop', 'web-0') !== undefined);
@@ -149,7 +121,7 @@ t.test('creates, updates and deletes reach the store', async (t) => {
 });
 
 t.test('events of one tick are one batch', async (t) => {
-  const server = await apiServer(t, [NAMESPACE]);
+  const server = await startKubeApiServer(t, [NAMESPACE]);
   const { store } = await started(t, server);
   const before = store.version;
   for (let i = 0; i < 20; i += 1) server.create(pod(`web-${i}`, `10.0.0.${i + 1}`));
@@ -158,7 +130,7 @@ t.test('events of one tick are one batch', async (t) => {
 });
 
 t.test('an invalid object is rejected with the reason; the last good version keeps serving', async (t) => {
-  const server = await apiServer(t, [NAMESPACE, service(80)]);
+  const server = await startKubeApiServer(t, [NAMESPACE, service(80)]);
   const { store } = await started(t, server);
   server.update(service('http'));
   await until(store, 'the bad Service is rejected', () => store.allRejections().length === 1);
@@ -201,7 +173,11 @@ function changesSeen(store: ConfigStore): { upserted: string[]; deleted: string[
 
 for (const graceful of [false, true]) {
   t.test(`a ${graceful ? 'gracefully ended' : 'cut'} watch loses nothing and repeats nothing`, async (t) => {
-    const server = await apiServer(t, [NAMESPACE, pod('web-0', '10.0.0.1'), pod('web-1', '10.0.0.2')]);
+    const server = await startKubeApiServer(t, [
+      NAMESPACE,
+      pod('web-0', '10.0.0.1'),
+      pod('web-1', '10.0.0.2'),
+    ]);
     const { store } = await started(t, server);
     const seen = changesSeen(store);
     server.dropWatches({ graceful });
@@ -217,7 +193,7 @@ for (const graceful of [false, true]) {
 }
 
 t.test('410 Gone after compaction: the relist replaces state, deletions included', async (t) => {
-  const server = await apiServer(t, [NAMESPACE, pod('web-0', '10.0.0.1'), pod('web-1', '10.0.0.2')]);
+  const server = await startKubeApiServer(t, [NAMESPACE, pod('web-0', '10.0.0.1'), pod('web-1', '10.0.0.2')]);
   const { store } = await started(t, server);
   const seen = changesSeen(store);
   let lists = 0;
@@ -237,7 +213,7 @@ t.test('410 Gone after compaction: the relist replaces state, deletions included
 });
 
 t.test('a restarted API server: the source reconnects and follows again', async (t) => {
-  const server = await apiServer(t, [NAMESPACE, pod('web-0', '10.0.0.1')]);
+  const server = await startKubeApiServer(t, [NAMESPACE, pod('web-0', '10.0.0.1')]);
   const { store } = await started(t, server);
   await server.restart();
   server.create(pod('web-1', '10.0.0.2'));
@@ -248,8 +224,8 @@ t.test('a restarted API server: the source reconnects and follows again', async 
 });
 
 t.test('start waits for an API server that comes up late, and gives up on one that never does', async (t) => {
-  const server = await apiServer(t, [NAMESPACE]);
-  const path = kubeconfig(t, server);
+  const server = await startKubeApiServer(t, [NAMESPACE]);
+  const path = kubeconfigFor(t, server);
   await server.close();
   const store = new ConfigStore();
   const late = createConfigSource(`kubernetes:${path}`, {
@@ -263,7 +239,7 @@ t.test('start waits for an API server that comes up late, and gives up on one th
 
   const never = new KubeApiServer();
   await never.listen();
-  const unreachable = kubeconfig(t, never);
+  const unreachable = kubeconfigFor(t, never);
   await never.close();
   const failing = createConfigSource(`kubernetes:${unreachable}`, {
     kubernetes: { initialBackoffMs: 20, maxBackoffMs: 50, startTimeoutMs: 300 },
@@ -355,7 +331,7 @@ t.test('one shared table: the file source and the kubernetes source agree', asyn
   await file.start(fromFile);
   t.teardown(() => file.stop());
 
-  const server = await apiServer(t, TABLE);
+  const server = await startKubeApiServer(t, TABLE);
   const { store: fromApi } = await started(t, server);
 
   const keys: ObjectKey[] = TABLE.map((object) => ({

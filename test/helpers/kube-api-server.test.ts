@@ -116,7 +116,7 @@ t.test('lists cluster-wide and per namespace, items without kind', async (t) => 
   t.equal((namespaces.body.items as unknown[]).length, 1);
   const routes = await getJson(`${server.url}/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes`);
   t.same([routes.body.kind, routes.body.items], ['HTTPRouteList', []]);
-  const unknown = await getJson(`${server.url}/api/v1/configmaps`);
+  const unknown = await getJson(`${server.url}/api/v1/replicationcontrollers`);
   t.same([unknown.status, unknown.body.kind, unknown.body.code], [404, 'Status', 404]);
 });
 
@@ -291,4 +291,138 @@ t.test('@kubernetes/client-node informer: list, watch, and relist after 410', as
     'the cache matches the server after the relist',
   );
   t.equal(lists, 1, 'one relist');
+});
+
+async function send(
+  url: string,
+  method: string,
+  body: unknown,
+  contentType = 'application/json',
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url, {
+    method,
+    body: JSON.stringify(body),
+    headers: { 'content-type': contentType },
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+t.test('lists page by page from one snapshot; compaction expires the continue token', async (t) => {
+  const server = await started(t);
+  for (let i = 0; i < 5; i++) server.create(pod(`web-${i}`, 'shop', `10.0.0.${i + 1}`));
+  const first = await getJson(`${server.url}/api/v1/pods?limit=2`);
+  const meta = first.body.metadata as { continue?: string; resourceVersion: string };
+  t.equal((first.body.items as unknown[]).length, 2);
+  t.ok(meta.continue, 'a continue token while items remain');
+  server.create(pod('late', 'shop', '10.0.0.9'));
+  const names: string[] = (first.body.items as KubeObject[]).map((item) => item.metadata.name);
+  let token = meta.continue;
+  while (token !== undefined) {
+    const page = await getJson(`${server.url}/api/v1/pods?limit=2&continue=${encodeURIComponent(token)}`);
+    t.equal((page.body.metadata as { resourceVersion: string }).resourceVersion, meta.resourceVersion);
+    names.push(...(page.body.items as KubeObject[]).map((item) => item.metadata.name));
+    token = (page.body.metadata as { continue?: string }).continue;
+  }
+  t.same(names, ['web-0', 'web-1', 'web-2', 'web-3', 'web-4'], 'the snapshot, without the later pod');
+
+  const again = await getJson(`${server.url}/api/v1/pods?limit=2`);
+  server.compact();
+  const expired = await getJson(
+    `${server.url}/api/v1/pods?limit=2&continue=${encodeURIComponent((again.body.metadata as { continue: string }).continue)}`,
+  );
+  t.same([expired.status, expired.body.reason], [410, 'Expired']);
+});
+
+t.test('field and label selectors, as the real server supports them', async (t) => {
+  const server = await started(t);
+  server.create(pod('a', 'shop', '10.0.0.1'));
+  server.create({ ...pod('b', 'shop', '10.0.0.2'), spec: { serviceAccountName: 'db', nodeName: 'node-2' } });
+  server.create({
+    ...pod('c', 'shop', '10.0.0.3'),
+    metadata: { name: 'c', namespace: 'shop', labels: { app: 'web' } },
+    status: { phase: 'Succeeded' },
+  });
+  const names = async (query: string) => {
+    const res = await getJson(`${server.url}/api/v1/pods?${query}`);
+    return (res.body.items as KubeObject[]).map((item) => item.metadata.name);
+  };
+  t.same(await names('fieldSelector=spec.nodeName%3Dnode-1'), ['a', 'c']);
+  t.same(
+    await names(
+      'fieldSelector=spec.nodeName%3Dnode-1,spec.serviceAccountName%3Dweb,status.phase!%3DSucceeded',
+    ),
+    ['a'],
+  );
+  t.same(await names('labelSelector=app%3Dweb'), ['c']);
+  t.same(await names('labelSelector=!app'), ['a', 'b']);
+  const bad = await getJson(`${server.url}/api/v1/pods?fieldSelector=spec.containers%3Dx`);
+  t.same([bad.status, bad.body.message], [400, 'field label not supported: spec.containers']);
+});
+
+t.test('get, create, replace with a resourceVersion precondition, merge-patch status', async (t) => {
+  const server = await started(t);
+  const base = `${server.url}/apis/coordination.k8s.io/v1/namespaces/weft-system/leases`;
+  const lease = {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: 'ca' },
+    spec: { holderIdentity: 'a' },
+  };
+  const created = await send(base, 'POST', lease);
+  t.equal(created.status, 201);
+  const meta = created.body.metadata as { resourceVersion: string; namespace: string; generation: number };
+  t.same([meta.namespace, meta.generation], ['weft-system', 1]);
+  t.equal((await send(base, 'POST', lease)).status, 409, 'a second create conflicts');
+  t.equal((await getJson(`${base}/ca`)).body.kind, 'Lease');
+  t.equal((await getJson(`${base}/nope`)).status, 404);
+
+  const stale = { ...lease, metadata: { name: 'ca', resourceVersion: '1' }, spec: { holderIdentity: 'b' } };
+  t.equal((await send(`${base}/ca`, 'PUT', stale)).status, 409, 'a stale resourceVersion conflicts');
+  const fresh = { ...stale, metadata: { name: 'ca', resourceVersion: meta.resourceVersion } };
+  const replaced = await send(`${base}/ca`, 'PUT', fresh);
+  t.equal(replaced.status, 200);
+  t.equal((replaced.body.metadata as { generation: number }).generation, 2, 'a spec change bumps generation');
+
+  const routes = `${server.url}/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes`;
+  const route = { metadata: { name: 'r' }, spec: { parentRefs: [{ name: 'web' }] } };
+  await send(routes, 'POST', route);
+  const status = { status: { parents: [{ controllerName: 'x', conditions: [] }] }, spec: { parentRefs: [] } };
+  const patched = await send(`${routes}/r/status`, 'PATCH', status, 'application/merge-patch+json');
+  t.equal(patched.status, 200);
+  t.same(patched.body.status, status.status, 'the status is merged');
+  t.same(patched.body.spec, route.spec, 'a status patch leaves the spec alone');
+  t.equal((patched.body.metadata as { generation: number }).generation, 1, 'status does not bump generation');
+  const json = await send(`${routes}/r/status`, 'PATCH', status, 'application/json-patch+json');
+  t.equal(json.status, 415);
+});
+
+t.test('TokenReview: audiences, expiry and the bound pod', async (t) => {
+  const server = await started(t);
+  const created = server.create(pod('agent-x', 'weft-system'));
+  const extra = {
+    'authentication.kubernetes.io/pod-name': ['agent-x'],
+    'authentication.kubernetes.io/pod-uid': [created.metadata.uid ?? ''],
+  };
+  server.addToken('good', {
+    username: 'system:serviceaccount:weft-system:weft-agent',
+    audiences: ['istio-ca'],
+    extra,
+  });
+  server.addToken('old', { username: 'system:serviceaccount:a:b', audiences: ['istio-ca'], expiresAt: 1 });
+  const review = async (token: string, audiences?: string[]) => {
+    const res = await send(`${server.url}/apis/authentication.k8s.io/v1/tokenreviews`, 'POST', {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      spec: { token, audiences },
+    });
+    t.equal(res.status, 201);
+    return res.body.status as { authenticated: boolean; user: { username?: string }; error?: string };
+  };
+  const ok = await review('good', ['istio-ca']);
+  t.same([ok.authenticated, ok.user.username], [true, 'system:serviceaccount:weft-system:weft-agent']);
+  t.equal((await review('good')).authenticated, false, "the API server's own audience is not istio-ca");
+  t.equal((await review('bad', ['istio-ca'])).authenticated, false);
+  t.match((await review('old', ['istio-ca'])).error, /expired/);
+  server.delete('Pod', 'weft-system', 'agent-x');
+  t.match((await review('good', ['istio-ca'])).error, /no longer exists/, 'a bound token dies with its pod');
 });

@@ -4,8 +4,16 @@
 //
 // What it speaks:
 // - GET list: `/api/v1/pods`, `/api/v1/namespaces/NS/pods`, `/apis/GROUP/VERSION[/namespaces/NS]/PLURAL`
-//   -> `{ kind: "<Kind>List", apiVersion, metadata: { resourceVersion }, items }` (items without kind and
-//   apiVersion, as the real server sends them).
+//   -> `{ kind: "<Kind>List", apiVersion, metadata: { resourceVersion, continue? }, items }` (items
+//   without kind and apiVersion, as the real server sends them). `fieldSelector` (the fields the real
+//   server supports for the kind; others are 400), `labelSelector` (=, ==, !=, exists, !exists), and
+//   `limit` + `continue` pages over a snapshot taken by the first page (compaction expires it: 410).
+// - GET, PUT (metadata.resourceVersion must match, else 409 Conflict), PATCH (JSON merge patch) and
+//   DELETE on `…/PLURAL/NAME`; PUT/PATCH on `…/PLURAL/NAME/status` change only `status`. POST on a
+//   collection creates (409 AlreadyExists). metadata.generation is bumped when anything but metadata
+//   and status changes, as for CRDs.
+// - POST `/apis/authentication.k8s.io/v1/tokenreviews`: tokens registered with `addToken`, checked for
+//   audience and expiry, and for a bound pod that still exists with the same uid.
 // - GET `?watch=1&resourceVersion=N`: chunked JSON lines `{ type, object }`, replaying the kept history
 //   after N, then live. Without N (or N = 0) every current object is sent ADDED first.
 //   `allowWatchBookmarks=true` -> BOOKMARK events on `bookmark()`; `timeoutSeconds` ends the watch.
@@ -13,16 +21,25 @@
 //
 // Invariants: one global resourceVersion, bumped by every change; history keeps the last `historyLimit`
 // events (older watches get 410); a watcher whose unsent output exceeds MAX_WATCH_BUFFER_BYTES is cut
-// off, as a real server drops slow watchers, so no buffer grows without bound.
+// off, as a real server drops slow watchers, so no buffer grows without bound. Selectors on a watch
+// filter events by the object as it is now (the real server also turns "stopped matching" into DELETED;
+// nothing in Weft watches with a selector).
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A slow test client may fall this far behind before its watch is closed. */
 const MAX_WATCH_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Enough for any test's changes; tests of compaction pass a small one or call `compact()`. */
 const DEFAULT_HISTORY_LIMIT = 1000;
+/** Request bodies (objects, patches, token reviews) are small; the real server's limit is 3 MiB. */
+const MAX_BODY_BYTES = 3 * 1024 * 1024;
+/** The audience a token has when a TokenReview names none: the API server's own. */
+const API_SERVER_AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
 
 export interface KubeObject {
   apiVersion: string;
@@ -32,6 +49,7 @@ export interface KubeObject {
     namespace?: string;
     resourceVersion?: string;
     uid?: string;
+    generation?: number;
     [key: string]: unknown;
   };
   [field: string]: unknown;
@@ -42,11 +60,19 @@ interface ResourceType {
   readonly apiVersion: string;
   readonly plural: string;
   readonly namespaced: boolean;
+  /** Field selectors the real server accepts beyond metadata.name and metadata.namespace. */
+  readonly fields?: readonly string[];
 }
 
 export const RESOURCE_TYPES: readonly ResourceType[] = [
-  { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', namespaced: false },
-  { kind: 'Pod', apiVersion: 'v1', plural: 'pods', namespaced: true },
+  { kind: 'Namespace', apiVersion: 'v1', plural: 'namespaces', namespaced: false, fields: ['status.phase'] },
+  {
+    kind: 'Pod',
+    apiVersion: 'v1',
+    plural: 'pods',
+    namespaced: true,
+    fields: ['spec.nodeName', 'spec.serviceAccountName', 'spec.hostNetwork', 'status.phase', 'status.podIP'],
+  },
   { kind: 'Service', apiVersion: 'v1', plural: 'services', namespaced: true },
   { kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', namespaced: true },
   { kind: 'Gateway', apiVersion: 'gateway.networking.k8s.io/v1', plural: 'gateways', namespaced: true },
@@ -63,6 +89,9 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     plural: 'peerauthentications',
     namespaced: true,
   },
+  { kind: 'Secret', apiVersion: 'v1', plural: 'secrets', namespaced: true, fields: ['type'] },
+  { kind: 'ConfigMap', apiVersion: 'v1', plural: 'configmaps', namespaced: true },
+  { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1', plural: 'leases', namespaced: true },
 ];
 
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -77,8 +106,23 @@ interface HistoryEvent {
 interface Watcher {
   readonly resource: ResourceType;
   readonly namespace: string | undefined;
+  readonly selector: Selector;
   readonly bookmarks: boolean;
   readonly res: ServerResponse;
+}
+
+/** What a TokenReview says about a token `addToken` registered. */
+export interface TokenIdentity {
+  /** `system:serviceaccount:NS:SA` for a service-account token. */
+  readonly username: string;
+  readonly uid?: string;
+  readonly groups?: readonly string[];
+  /** e.g. `authentication.kubernetes.io/pod-name`: [name], `…/pod-uid`: [uid] for a pod-bound token. */
+  readonly extra?: Readonly<Record<string, readonly string[]>>;
+  /** The token's `aud` claim. */
+  readonly audiences: readonly string[];
+  /** Epoch ms after which the token is refused. */
+  readonly expiresAt?: number;
 }
 
 export interface KubeApiServerOptions {
@@ -91,6 +135,14 @@ interface KubeApiServerEvents {
   list: [kind: string];
   /** A watch was opened and its replay sent. */
   watch: [kind: string];
+  /** Any request, as `METHOD /path?query`, before it is served. */
+  request: [line: string];
+}
+
+/** A list's items, fixed by its first page, handed out `limit` at a time. */
+interface ListSnapshot {
+  readonly resourceVersion: number;
+  readonly items: readonly KubeObject[];
 }
 
 export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
@@ -98,6 +150,8 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
   readonly #objects = new Map<string, KubeObject>();
   readonly #history: HistoryEvent[] = [];
   readonly #watchers = new Set<Watcher>();
+  readonly #tokens = new Map<string, TokenIdentity>();
+  readonly #snapshots = new Map<string, ListSnapshot>();
   #resourceVersion = 1;
   /** Watches from a resourceVersion below this get 410: the events after it are no longer kept. */
   #oldestResumable = 1;
@@ -140,6 +194,30 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
     return `http://127.0.0.1:${this.#port}`;
   }
 
+  /**
+   * Writes a kubeconfig pointing here, as `kubectl` would read it, and returns its path. The client
+   * refuses plain http unless TLS verification is off, hence `insecure-skip-tls-verify`.
+   */
+  writeKubeconfig(dir: string): string {
+    const path = join(dir, 'kubeconfig');
+    writeFileSync(
+      path,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        `  - { name: double, cluster: { server: "${this.url}", insecure-skip-tls-verify: true } }`,
+        'users:',
+        '  - { name: test, user: {} }',
+        'contexts:',
+        '  - { name: double, context: { cluster: double, user: test } }',
+        'current-context: double',
+        '',
+      ].join('\n'),
+    );
+    return path;
+  }
+
   get resourceVersion(): number {
     return this.#resourceVersion;
   }
@@ -148,10 +226,11 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
     return this.#watchers.size;
   }
 
-  /** Forgets the history: a watch from any resourceVersion before now gets 410 Gone. */
+  /** Forgets the history: a watch (or list continuation) from any resourceVersion before now gets 410. */
   compact(): void {
     this.#history.length = 0;
     this.#oldestResumable = this.#resourceVersion;
+    this.#snapshots.clear();
   }
 
   /** Cuts every open watch: abruptly (socket destroyed, the default) or as a server-side timeout. */
@@ -173,11 +252,23 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
     }
   }
 
+  /** Makes `token` known to TokenReview (a projected service-account token, as the kubelet mounts). */
+  addToken(token: string, identity: TokenIdentity): void {
+    this.#tokens.set(token, identity);
+  }
+
+  /** The stored object (a copy), or undefined. */
+  get(kind: string, namespace: string, name: string): KubeObject | undefined {
+    const object = this.#objects.get(`${kind}/${namespace}/${name}`);
+    return object === undefined ? undefined : structuredClone(object);
+  }
+
   create(object: KubeObject): KubeObject {
     if (this.#objects.has(objectId(object))) throw new Error(`kube-api-server: ${objectId(object)} exists`);
     const stored = this.#store(object);
     stored.metadata.uid ??= randomUUID();
     stored.metadata.creationTimestamp ??= new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    stored.metadata.generation = 1;
     this.#record('ADDED', stored);
     return stored;
   }
@@ -188,6 +279,8 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
     const stored = this.#store(object);
     stored.metadata.uid = previous.metadata.uid;
     stored.metadata.creationTimestamp = previous.metadata.creationTimestamp;
+    const generation = previous.metadata.generation ?? 1;
+    stored.metadata.generation = specOf(previous) === specOf(stored) ? generation : generation + 1;
     this.#record('MODIFIED', stored);
     return stored;
   }
@@ -232,35 +325,207 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const route = parsePath(url.pathname);
-    if (req.method !== 'GET' || route === undefined) {
-      respondStatus(res, 404, 'NotFound', `the server could not find the requested resource`);
+    this.emit('request', `${req.method ?? ''} ${url.pathname}${url.search}`);
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
+      void readJson(req).then((body) => this.#tokenReview(body, res), badRequest(res));
       return;
     }
-    const watch = url.searchParams.get('watch');
-    if (watch === '1' || watch === 'true') this.#watch(url, route, res);
-    else this.#list(route, res);
+    const route = parsePath(url.pathname);
+    if (route === undefined) {
+      respondStatus(res, 404, 'NotFound', 'the server could not find the requested resource');
+      return;
+    }
+    if (req.method === 'GET' && route.name === undefined) {
+      const watch = url.searchParams.get('watch');
+      let selector: Selector;
+      try {
+        selector = parseSelectors(route.resource, url.searchParams);
+      } catch (err) {
+        respondStatus(res, 400, 'BadRequest', (err as Error).message);
+        return;
+      }
+      if (watch === '1' || watch === 'true') this.#watch(url, route, selector, res);
+      else this.#list(url, route, selector, res);
+      return;
+    }
+    if (req.method === 'GET' && route.name !== undefined && route.subresource === undefined) {
+      const object = this.#objects.get(routeId(route));
+      if (object === undefined) respondNotFound(res, route);
+      else respondObject(res, 200, object);
+      return;
+    }
+    if (req.method === 'DELETE' && route.name !== undefined && route.subresource === undefined) {
+      if (!this.#objects.has(routeId(route))) return respondNotFound(res, route);
+      this.delete(route.resource.kind, route.namespace ?? '', route.name);
+      respondStatus(res, 200, '', 'deleted', 'Success');
+      return;
+    }
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
+      void readJson(req).then(
+        (body) => this.#write(req.method ?? '', route, body, req, res),
+        badRequest(res),
+      );
+      return;
+    }
+    respondStatus(res, 405, 'MethodNotAllowed', `${req.method ?? ''} is not supported here`);
   }
 
-  #list(route: Route, res: ServerResponse): void {
-    const { resource, namespace } = route;
-    const items = [...this.#objects.values()]
-      .filter((object) => object.kind === resource.kind && inNamespace(object, namespace))
+  #write(method: string, route: Route, body: unknown, req: IncomingMessage, res: ServerResponse): void {
+    const { resource } = route;
+    if (!isRecord(body)) return respondStatus(res, 400, 'BadRequest', 'the body must be a JSON object');
+    if (method === 'POST') {
+      if (route.name !== undefined) return respondStatus(res, 405, 'MethodNotAllowed', 'POST a collection');
+      const object = { ...body, kind: resource.kind, apiVersion: resource.apiVersion } as KubeObject;
+      if (
+        !isRecord(object.metadata) ||
+        typeof object.metadata.name !== 'string' ||
+        object.metadata.name === ''
+      )
+        return respondStatus(res, 422, 'Invalid', 'metadata.name: Required value');
+      if (resource.namespaced) object.metadata.namespace = route.namespace ?? object.metadata.namespace;
+      if (this.#objects.has(objectId(object)))
+        return respondStatus(
+          res,
+          409,
+          'AlreadyExists',
+          `${resource.plural} "${object.metadata.name}" already exists`,
+        );
+      delete object.metadata.resourceVersion;
+      return respondObject(res, 201, this.create(object));
+    }
+    if (route.name === undefined) return respondStatus(res, 405, 'MethodNotAllowed', `${method} an object`);
+    const current = this.#objects.get(routeId(route));
+    if (current === undefined) return respondNotFound(res, route);
+    let next: KubeObject;
+    if (method === 'PATCH') {
+      const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
+      if (type !== 'application/merge-patch+json')
+        return respondStatus(res, 415, 'UnsupportedMediaType', `patch type ${type ?? ''} is not supported`);
+      const patched = mergePatch(structuredClone(current), body) as KubeObject;
+      next = route.subresource === 'status' ? { ...current, status: patched.status } : patched;
+      const wanted = isRecord(body.metadata) ? body.metadata.resourceVersion : undefined;
+      if (wanted !== undefined && wanted !== current.metadata.resourceVersion)
+        return respondConflict(res, route);
+    } else {
+      const given = body as KubeObject;
+      const wanted = isRecord(given.metadata) ? given.metadata.resourceVersion : undefined;
+      if (wanted !== undefined && wanted !== current.metadata.resourceVersion)
+        return respondConflict(res, route);
+      next =
+        route.subresource === 'status'
+          ? { ...current, status: given.status }
+          : { ...given, status: current.status, kind: resource.kind, apiVersion: resource.apiVersion };
+    }
+    next.metadata = { ...next.metadata, name: current.metadata.name };
+    if (resource.namespaced) next.metadata.namespace = current.metadata.namespace;
+    respondObject(res, 200, this.update(next));
+  }
+
+  #tokenReview(body: unknown, res: ServerResponse): void {
+    const spec = isRecord(body) && isRecord(body.spec) ? body.spec : {};
+    const token = typeof spec.token === 'string' ? spec.token : '';
+    const asked = Array.isArray(spec.audiences) ? spec.audiences.map(String) : [API_SERVER_AUDIENCE];
+    const identity = this.#tokens.get(token);
+    const refuse = (error: string) =>
+      respondObject(res, 201, {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        metadata: { name: '' },
+        spec: { audiences: asked },
+        status: { authenticated: false, user: {}, error },
+      });
+    if (identity === undefined) return refuse('invalid bearer token');
+    if (identity.expiresAt !== undefined && Date.now() >= identity.expiresAt)
+      return refuse('invalid bearer token, token has expired');
+    const audiences = asked.filter((audience) => identity.audiences.includes(audience));
+    if (audiences.length === 0)
+      return refuse(
+        'invalid bearer token, token audiences ' +
+          JSON.stringify(identity.audiences) +
+          ' is invalid for the target audiences ' +
+          JSON.stringify(asked),
+      );
+    const podName = identity.extra?.['authentication.kubernetes.io/pod-name']?.[0];
+    const podUid = identity.extra?.['authentication.kubernetes.io/pod-uid']?.[0];
+    if (podName !== undefined) {
+      const namespace = identity.username.split(':')[2] ?? '';
+      const pod = this.#objects.get(`Pod/${namespace}/${podName}`);
+      if (pod === undefined || (podUid !== undefined && pod.metadata.uid !== podUid))
+        return refuse('invalid bearer token, pod bound to the token no longer exists');
+    }
+    respondObject(res, 201, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenReview',
+      metadata: { name: '' },
+      spec: { audiences: asked },
+      status: {
+        authenticated: true,
+        user: {
+          username: identity.username,
+          uid: identity.uid ?? randomUUID(),
+          groups: identity.groups ?? ['system:serviceaccounts', 'system:authenticated'],
+          extra: identity.extra ?? {},
+        },
+        audiences,
+      },
+    });
+  }
+
+  #list(url: URL, route: Route, selector: Selector, res: ServerResponse): void {
+    const { resource } = route;
+    const limit = Number(url.searchParams.get('limit') ?? '0');
+    const token = url.searchParams.get('continue');
+    let snapshot: ListSnapshot;
+    let offset = 0;
+    if (token !== null && token !== '') {
+      const [id, from] = token.split(':');
+      const found = this.#snapshots.get(id ?? '');
+      if (found === undefined) {
+        respondStatus(
+          res,
+          410,
+          'Expired',
+          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+        );
+        return;
+      }
+      snapshot = found;
+      offset = Number(from) || 0;
+    } else {
+      const items: KubeObject[] = [];
+      for (const object of this.#objects.values())
+        if (matches({ resource, namespace: route.namespace, selector }, resource, object)) items.push(object);
+      items.sort((a, b) => (objectId(a) < objectId(b) ? -1 : 1));
+      snapshot = { resourceVersion: this.#resourceVersion, items };
+    }
+    const end = limit > 0 ? Math.min(offset + limit, snapshot.items.length) : snapshot.items.length;
+    const page = snapshot.items
+      .slice(offset, end)
       .map(({ kind: _kind, apiVersion: _apiVersion, ...item }) => item);
+    const metadata: Record<string, string> = { resourceVersion: String(snapshot.resourceVersion) };
+    if (end < snapshot.items.length) {
+      const id = token?.split(':')[0] ?? randomUUID();
+      this.#snapshots.set(id, snapshot);
+      metadata.continue = `${id}:${end}`;
+    } else if (token !== null) {
+      this.#snapshots.delete(token.split(':')[0] ?? '');
+    }
     const body = JSON.stringify({
       kind: `${resource.kind}List`,
       apiVersion: resource.apiVersion,
-      metadata: { resourceVersion: String(this.#resourceVersion) },
-      items,
+      metadata,
+      items: page,
     });
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
     this.emit('list', resource.kind);
   }
 
-  #watch(url: URL, route: Route, res: ServerResponse): void {
+  #watch(url: URL, route: Route, selector: Selector, res: ServerResponse): void {
     const from = Number(url.searchParams.get('resourceVersion') ?? '0') || 0;
     const watcher: Watcher = {
-      ...route,
+      resource: route.resource,
+      namespace: route.namespace,
+      selector,
       bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true',
       res,
     };
@@ -311,9 +576,11 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
 interface Route {
   readonly resource: ResourceType;
   readonly namespace: string | undefined;
+  readonly name: string | undefined;
+  readonly subresource: string | undefined;
 }
 
-/** `/api/v1[/namespaces/NS]/PLURAL` or `/apis/GROUP/VERSION[/namespaces/NS]/PLURAL`. */
+/** `/api/v1[/namespaces/NS]/PLURAL[/NAME[/SUB]]` or `/apis/GROUP/VERSION[/namespaces/NS]/PLURAL[/NAME[/SUB]]`. */
 function parsePath(path: string): Route | undefined {
   const parts = path.split('/').filter((part) => part !== '');
   let apiVersion: string;
@@ -328,15 +595,21 @@ function parsePath(path: string): Route | undefined {
     return undefined;
   }
   let namespace: string | undefined;
-  if (rest.length === 3 && rest[0] === 'namespaces') {
+  // `namespaces/NS/PLURAL…` is a namespaced collection; `namespaces` or `namespaces/NAME` the Namespaces.
+  if (rest[0] === 'namespaces' && rest.length >= 3) {
     namespace = rest[1];
     rest = rest.slice(2);
   }
-  if (rest.length !== 1) return undefined;
+  if (rest.length < 1 || rest.length > 3) return undefined;
+  const [plural, name, subresource] = rest;
+  if (subresource !== undefined && subresource !== 'status') return undefined;
   const resource = RESOURCE_TYPES.find(
-    (type) => type.apiVersion === apiVersion && type.plural === rest[0] && (type.namespaced || !namespace),
+    (type) => type.apiVersion === apiVersion && type.plural === plural && (type.namespaced || !namespace),
   );
-  return resource === undefined ? undefined : { resource, namespace };
+  if (resource === undefined) return undefined;
+  // A single namespaced object is addressed through its namespace.
+  if (name !== undefined && resource.namespaced && namespace === undefined) return undefined;
+  return { resource, namespace, name, subresource };
 }
 
 function resourceTypeOf(object: KubeObject): ResourceType {
@@ -352,15 +625,179 @@ function objectId(object: KubeObject): string {
   return `${object.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`;
 }
 
+function routeId(route: Route): string {
+  return `${route.resource.kind}/${route.namespace ?? ''}/${route.name ?? ''}`;
+}
+
+/** What decides metadata.generation: everything but metadata, status and the type fields. */
+function specOf(object: KubeObject): string {
+  const { metadata: _metadata, status: _status, kind: _kind, apiVersion: _apiVersion, ...spec } = object;
+  return JSON.stringify(spec);
+}
+
 function inNamespace(object: KubeObject, namespace: string | undefined): boolean {
   return namespace === undefined || object.metadata.namespace === namespace;
 }
 
-function matches(watcher: Watcher, resource: ResourceType, object: KubeObject): boolean {
-  return watcher.resource === resource && inNamespace(object, watcher.namespace);
+function matches(
+  watcher: Pick<Watcher, 'resource' | 'namespace' | 'selector'>,
+  resource: ResourceType,
+  object: KubeObject,
+): boolean {
+  return (
+    watcher.resource === resource &&
+    object.kind === resource.kind &&
+    inNamespace(object, watcher.namespace) &&
+    watcher.selector(object)
+  );
 }
 
-function respondStatus(res: ServerResponse, code: number, reason: string, message: string): void {
-  const status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
-  res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(status));
+// ---- selectors ----------------------------------------------------------------------------------
+
+type Selector = (object: KubeObject) => boolean;
+
+interface Requirement {
+  readonly key: string;
+  readonly op: '=' | '!=' | 'exists' | '!exists';
+  readonly value: string;
+}
+
+/** `a=b,c!=d` (field) and `a=b,c!=d,e,!f` (label); `==` is `=`. Throws on a field the kind does not support. */
+function parseSelectors(resource: ResourceType, params: URLSearchParams): Selector {
+  const fields = parseRequirements(params.get('fieldSelector') ?? '', false);
+  const supported = new Set(['metadata.name', 'metadata.namespace', ...(resource.fields ?? [])]);
+  for (const field of fields)
+    if (!supported.has(field.key)) throw new Error(`field label not supported: ${field.key}`);
+  const labels = parseRequirements(params.get('labelSelector') ?? '', true);
+  return (object) =>
+    fields.every((r) => holds(r, fieldValue(object, r.key))) &&
+    labels.every((r) => holds(r, labelValue(object, r.key)));
+}
+
+function parseRequirements(text: string, labels: boolean): Requirement[] {
+  if (text.trim() === '') return [];
+  return text.split(',').map((part) => {
+    const term = part.trim();
+    const match = /^([^!=]+?)\s*(==|=|!=)\s*(.*)$/.exec(term);
+    if (match !== null) {
+      const [, key = '', op = '', value = ''] = match;
+      return { key, op: op === '!=' ? '!=' : '=', value };
+    }
+    if (labels && /^!?[A-Za-z0-9./_-]+$/.test(term))
+      return term.startsWith('!')
+        ? { key: term.slice(1), op: '!exists', value: '' }
+        : { key: term, op: 'exists', value: '' };
+    throw new Error(`invalid selector: ${JSON.stringify(term)}`);
+  });
+}
+
+function holds(requirement: Requirement, value: string | undefined): boolean {
+  switch (requirement.op) {
+    case '=':
+      return (value ?? '') === requirement.value;
+    case '!=':
+      return (value ?? '') !== requirement.value;
+    case 'exists':
+      return value !== undefined;
+    case '!exists':
+      return value === undefined;
+  }
+}
+
+/** A field as the server compares it: unset is "", booleans and numbers as text. */
+function fieldValue(object: KubeObject, path: string): string {
+  let at: unknown = object;
+  for (const step of path.split('.')) at = isRecord(at) ? at[step] : undefined;
+  return at === undefined || at === null ? '' : String(at);
+}
+
+function labelValue(object: KubeObject, key: string): string | undefined {
+  const labels = object.metadata.labels;
+  if (!isRecord(labels)) return undefined;
+  const value = labels[key];
+  return typeof value === 'string' ? value : undefined;
+}
+
+// ---- bodies and answers -------------------------------------------------------------------------
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** RFC 7386: objects merge key by key, null removes, anything else replaces. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isRecord(patch)) return patch;
+  const result: Record<string, unknown> = isRecord(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of req) {
+    bytes += (chunk as Buffer).length;
+    if (bytes > MAX_BODY_BYTES) throw new Error(`request body larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+function badRequest(res: ServerResponse): (err: unknown) => void {
+  return (err) => respondStatus(res, 400, 'BadRequest', err instanceof Error ? err.message : String(err));
+}
+
+function respondObject(res: ServerResponse, code: number, object: object): void {
+  res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(object));
+}
+
+function respondNotFound(res: ServerResponse, route: Route): void {
+  respondStatus(res, 404, 'NotFound', `${route.resource.plural} "${route.name ?? ''}" not found`);
+}
+
+function respondConflict(res: ServerResponse, route: Route): void {
+  respondStatus(
+    res,
+    409,
+    'Conflict',
+    `Operation cannot be fulfilled on ${route.resource.plural} "${route.name ?? ''}": the object has been modified; please apply your changes to the latest version and try again`,
+  );
+}
+
+function respondStatus(
+  res: ServerResponse,
+  code: number,
+  reason: string,
+  message: string,
+  status: 'Failure' | 'Success' = 'Failure',
+): void {
+  const body = { kind: 'Status', apiVersion: 'v1', metadata: {}, status, message, reason, code };
+  res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+interface Teardowns {
+  teardown(fn: () => unknown): void;
+}
+
+/** A listening double holding `objects`, closed when the test ends. */
+export async function startKubeApiServer(
+  t: Teardowns,
+  objects: readonly KubeObject[] = [],
+  options: KubeApiServerOptions = {},
+): Promise<KubeApiServer> {
+  const server = new KubeApiServer(options);
+  await server.listen();
+  t.teardown(() => server.close());
+  for (const object of objects) server.create(object);
+  return server;
+}
+
+/** A kubeconfig for `server` in a temporary folder removed when the test ends. */
+export function kubeconfigFor(t: Teardowns, server: KubeApiServer): string {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-kubeconfig-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return server.writeKubeconfig(dir);
 }

@@ -1,15 +1,21 @@
 // `kubernetes`: the Kubernetes API through @kubernetes/client-node informers (list, then watch), one per
 // kind Weft models. In-cluster credentials by default; `kubernetes:KUBECONFIG` for development and tests.
 //
-// Each object an informer reports goes through `convertManifest`, the same conversion the file source
+// Each object the API server sends goes through `convertManifest`, the same conversion the file source
 // uses, and the changes of one tick are applied to the sink as one batch.
+//
+// Memory at cluster scale: lists are read in pages (`limit`/`continue`), and each object is converted
+// as it arrives; the informer's cache keeps only a stub (name, namespace, resourceVersion) — enough to
+// skip unchanged objects and to find what a relist no longer has — never the whole object. The typed
+// record in the sink is the one full copy.
 //
 // Invariants:
 // - The first batch holds the whole first list of every kind; `start` resolves after applying it.
 // - A rejected object never removes its last good record (the store keeps it); only a DELETED event
 //   or its absence from a relist does.
 // - A relist (after 410 Gone) replaces state: the informer diffs its cache against the new list and
-//   reports what is gone as deletes, so objects deleted while the watch was down disappear.
+//   reports what is gone as deletes, so objects deleted while the watch was down disappear. A relist's
+//   changes may span more than one batch (one per page); its deletes come last.
 // - An informer that fails (API server unreachable, watch refused) is started again after a backoff
 //   that doubles up to `maxBackoffMs`, and falls back to `initialBackoffMs` once it lists or receives
 //   an event again.
@@ -44,11 +50,12 @@ export const DEFAULT_MAX_BACKOFF_MS = 30_000;
 export const DEFAULT_LIST_TIMEOUT_MS = 60_000;
 /** Long enough for several retries against an API server that is still coming up. */
 export const DEFAULT_START_TIMEOUT_MS = 120_000;
-/**
- * A whole cluster's objects of one kind arrive as one list response; this bounds it well above a
- * large cluster (tens of thousands of pods at a few KiB each).
- */
-const MAX_LIST_BYTES = 512 * 1024 * 1024;
+/** One page of LIST_PAGE_SIZE objects; bounded well above 500 large pods (a few KiB each). */
+const MAX_PAGE_BYTES = 64 * 1024 * 1024;
+/** Objects per list page: what client-go's reflector asks for. */
+const LIST_PAGE_SIZE = 500;
+/** A list whose continue token expires (410) mid-way starts over; this many times, then it fails. */
+const MAX_LIST_RESTARTS = 3;
 
 interface WatchedKind {
   readonly kind: ConfigKind;
@@ -92,6 +99,8 @@ const WATCHED_KINDS: readonly WatchedKind[] = [
 export interface KubernetesSourceOptions {
   /** A kubeconfig file; without one the in-cluster service account is used. */
   readonly kubeconfigPath?: string;
+  /** The kinds to watch (all Weft models by default): a component reads only what it uses. */
+  readonly kinds?: readonly ConfigKind[];
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly listTimeoutMs?: number;
@@ -138,7 +147,10 @@ export class KubernetesSource implements ConfigSource {
       throw new WeftError('ERR_CONFIG_INVALID', `${this.description}: already started`);
     const config = loadKubeConfig(this.#options.kubeconfigPath, this.description);
     this.#sink = sink;
-    for (const kind of WATCHED_KINDS) this.#informers.push(new KindInformer(this, config, kind));
+    const kinds = this.#options.kinds;
+    for (const kind of WATCHED_KINDS)
+      if (kinds === undefined || kinds.includes(kind.kind))
+        this.#informers.push(new KindInformer(this, config, kind));
     for (const informer of this.#informers) informer.start();
     await this.#firstLists();
     if (this.#stopped) return;
@@ -297,10 +309,10 @@ class KindInformer {
     this.#watched = watched;
     this.#backoffMs = this.#initialBackoffMs;
     this.listedOnce = new Promise((resolve) => (this.#markListed = resolve));
-    this.#informer = new ListWatch(watched.path, new Watch(config), () => this.#list(), false);
-    this.#informer.on('add', (object) => this.#onObject(object));
-    this.#informer.on('update', (object) => this.#onObject(object));
-    this.#informer.on('delete', (object) => this.#onDeleted(object));
+    const watch = new StubbingWatch(config, (object) => this.#arrived(object));
+    this.#informer = new ListWatch(watched.path, watch, () => this.#list(), false);
+    // add and update were handled as the objects arrived (`#arrived`); the informer reports stubs.
+    this.#informer.on('delete', (stub) => this.#onDeleted(stub));
     this.#informer.on('error', (err: unknown) => this.#onError(err));
   }
 
@@ -320,8 +332,13 @@ class KindInformer {
     await this.#informer.stop();
   }
 
-  #onObject(object: KubernetesObject): void {
+  /** A whole object from a list page or a watch event: converted unless the cache has its version. */
+  #arrived(object: KubernetesObject): void {
     this.#backoffMs = this.#initialBackoffMs;
+    const metadata = object.metadata ?? {};
+    const cached = this.#informer.get(metadata.name ?? '', metadata.namespace);
+    const version = metadata.resourceVersion;
+    if (version !== undefined && cached?.metadata?.resourceVersion === version) return;
     this.#source.objectChanged(this.#watched, object);
   }
 
@@ -355,25 +372,64 @@ class KindInformer {
   }
 
   /**
-   * The list, as raw JSON (the typed API clients would turn timestamps into Dates and drop fields Weft
-   * validates). Items lack kind and apiVersion on the wire; `asManifest` restores them.
+   * The list, as raw JSON pages (the typed API clients would turn timestamps into Dates and drop fields
+   * Weft validates). Each page's objects are handled as it arrives; the informer gets stubs. Items lack
+   * kind and apiVersion on the wire; `asManifest` restores them.
    */
   async #list(): Promise<KubernetesListObject<KubernetesObject>> {
-    const { list, served } = await this.#getList();
+    const { stubs, resourceVersion, served } = await this.#listPages();
     if (this.#source.stopped) throw new Error('stopped');
     // A kind that is not served fails its watch next; keep backing off rather than list it in a loop.
     if (served) this.#backoffMs = this.#initialBackoffMs;
     this.listed = true;
-    // The informer handles the items right after this promise settles, in the same microtask run; the
-    // kind counts as listed once that is done.
+    // The informer diffs the stubs against its cache right after this promise settles, in the same
+    // microtask run; the kind counts as listed once that is done.
     setImmediate(this.#markListed);
-    return list;
+    return {
+      apiVersion: this.#watched.apiVersion,
+      kind: `${this.#watched.kind}List`,
+      metadata: { resourceVersion },
+      items: stubs,
+    };
   }
 
-  async #getList(): Promise<{ list: KubernetesListObject<KubernetesObject>; served: boolean }> {
+  /** Every page, from the start again when the continue token expires. */
+  async #listPages(): Promise<{ stubs: KubernetesObject[]; resourceVersion: string; served: boolean }> {
+    for (let attempt = 0; ; attempt++) {
+      const stubs: KubernetesObject[] = [];
+      let resourceVersion = '';
+      let token: string | undefined;
+      let expired = false;
+      do {
+        const page = await this.#getPage(token);
+        if (page === 'not served') return { stubs: [], resourceVersion: '', served: false };
+        if (page === 'expired') {
+          expired = true;
+          break;
+        }
+        if (this.#source.stopped) throw new Error('stopped');
+        for (const item of page.items) {
+          this.#arrived(item);
+          stubs.push(stubOf(item));
+        }
+        resourceVersion = page.metadata?.resourceVersion ?? '';
+        token = page.metadata?._continue ?? undefined;
+      } while (token !== undefined && token !== '');
+      if (!expired) return { stubs, resourceVersion, served: true };
+      if (attempt + 1 >= MAX_LIST_RESTARTS)
+        throw new Error(`list ${this.#watched.path}: the continue token expired ${MAX_LIST_RESTARTS} times`);
+      log.info({ kind: this.#watched.kind }, 'list continue token expired; listing again from the start');
+    }
+  }
+
+  async #getPage(
+    token: string | undefined,
+  ): Promise<KubernetesListObject<KubernetesObject> | 'not served' | 'expired'> {
     const cluster = this.#config.getCurrentCluster();
     if (cluster === null) throw new Error('no current cluster');
     const url = new URL(cluster.server + this.#watched.path);
+    url.searchParams.set('limit', String(LIST_PAGE_SIZE));
+    if (token !== undefined) url.searchParams.set('continue', token);
     const options: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
     await this.#config.applyToHTTPSOptions(options);
     const controller = new AbortController();
@@ -388,20 +444,77 @@ class KindInformer {
         // The kind's CRD is not installed (no Gateway API, no Istio): no objects of it. The watch will
         // fail the same way, and the restarts notice once the CRD appears.
         log.info({ kind: this.#watched.kind, path: this.#watched.path }, 'kind not served; treated as empty');
-        const empty = { apiVersion: this.#watched.apiVersion, kind: `${this.#watched.kind}List`, items: [] };
-        return { list: empty, served: false };
+        return 'not served';
       }
+      if (status === 410 && token !== undefined) return 'expired';
       if (status !== 200)
         throw Object.assign(new Error(`list ${url.pathname}: HTTP ${status}`), { statusCode: status });
       const parsed: unknown = JSON.parse(body);
       if (!isObject(parsed) || !Array.isArray(parsed.items))
         throw new Error(`list ${url.pathname}: the response is not a list`);
-      return { list: parsed as unknown as KubernetesListObject<KubernetesObject>, served: true };
+      const metadata = isObject(parsed.metadata) ? parsed.metadata : {};
+      return {
+        apiVersion: this.#watched.apiVersion,
+        kind: `${this.#watched.kind}List`,
+        metadata: {
+          resourceVersion: typeof metadata.resourceVersion === 'string' ? metadata.resourceVersion : '',
+          _continue: typeof metadata.continue === 'string' ? metadata.continue : undefined,
+        },
+        items: parsed.items as unknown as KubernetesObject[],
+      };
     } finally {
       timer.cancel();
       this.#listRequests.delete(controller);
     }
   }
+}
+
+/**
+ * A Watch that hands each ADDED or MODIFIED object to `arrived` whole and passes the informer only its
+ * stub, so the informer's cache stays small. DELETED events become stubs too; the informer reports them.
+ */
+class StubbingWatch extends Watch {
+  readonly #arrived: (object: KubernetesObject) => void;
+
+  constructor(config: KubeConfig, arrived: (object: KubernetesObject) => void) {
+    super(config);
+    this.#arrived = arrived;
+  }
+
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return super.watch(
+      path,
+      queryParams,
+      (phase: string, object: KubernetesObject, event: unknown) => {
+        if (phase === 'ADDED' || phase === 'MODIFIED') {
+          this.#arrived(object);
+          callback(phase, stubOf(object), event);
+        } else if (phase === 'DELETED') {
+          callback(phase, stubOf(object), event);
+        } else {
+          callback(phase, object, event);
+        }
+      },
+      done,
+    );
+  }
+}
+
+/** What the informer keeps of an object: its key and version. */
+function stubOf(object: KubernetesObject): KubernetesObject {
+  const metadata = object.metadata ?? {};
+  return {
+    metadata: {
+      name: metadata.name,
+      namespace: metadata.namespace,
+      resourceVersion: metadata.resourceVersion,
+    },
+  };
 }
 
 function getBody(url: URL, options: RequestOptions): Promise<{ status: number; body: string }> {
@@ -412,8 +525,8 @@ function getBody(url: URL, options: RequestOptions): Promise<{ status: number; b
       let bytes = 0;
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
-        if (bytes > MAX_LIST_BYTES) {
-          req.destroy(new Error(`list ${url.pathname}: response larger than ${MAX_LIST_BYTES} bytes`));
+        if (bytes > MAX_PAGE_BYTES) {
+          req.destroy(new Error(`list ${url.pathname}: page larger than ${MAX_PAGE_BYTES} bytes`));
           return;
         }
         chunks.push(chunk);

@@ -212,6 +212,48 @@ t.test('410 Gone after compaction: the relist replaces state, deletions included
   t.same(seen.deleted, ['Pod/shop/web-0']);
 });
 
+t.test('lists come in pages; a continue token that expires mid-list starts the list over', async (t) => {
+  const pods = Array.from({ length: 1200 }, (_, i) => pod(`web-${i}`, `10.1.${i >> 8}.${i & 255}`));
+  const server = await startKubeApiServer(t, [NAMESPACE, ...pods]);
+  const podPages: string[] = [];
+  let compacted = false;
+  server.on('request', (line) => {
+    if (!line.startsWith('GET /api/v1/pods?') || line.includes('watch=')) return;
+    podPages.push(line);
+    // Compacted once, as the second page is asked for: its continue token is stale.
+    if (!compacted && line.includes('continue=')) {
+      compacted = true;
+      server.compact();
+    }
+  });
+  const { store } = await started(t, server);
+  t.equal(podNames(store).length, 1200, 'every pod arrived');
+  t.ok(
+    podPages.every((line) => line.includes('limit=500')),
+    'every page asks for 500',
+  );
+  t.equal(podPages.filter((line) => line.includes('continue=')).length, 3, 'one stale page, then two');
+  t.equal(podPages.length, 5, 'the list started over once: 1 + 1 stale, then 3 pages');
+});
+
+t.test('the informer keeps stubs; deletes found by a relist still name their objects', async (t) => {
+  const server = await startKubeApiServer(t, [NAMESPACE, service(80), pod('web-0', '10.0.0.1')]);
+  const { store } = await started(t, server);
+  const seen = changesSeen(store);
+  // A watch that replays an event the source already has (same resourceVersion) changes nothing.
+  server.dropWatches();
+  server.create(pod('web-1', '10.0.0.2'));
+  await until(store, 'web-1 arrives', () => podNames(store).join() === 'web-0,web-1');
+  await server.close();
+  server.delete('Service', 'shop', 'web');
+  server.compact();
+  await server.listen();
+  await until(store, 'the relist drops the Service', () => store.service('shop', 'web') === undefined);
+  t.same(seen.upserted, ['Pod/shop/web-1']);
+  t.same(seen.deleted, ['Service/shop/web']);
+  t.equal(store.workload('shop', 'web-0')?.podIps[0], '10.0.0.1', 'the records are whole, not stubs');
+});
+
 t.test('a restarted API server: the source reconnects and follows again', async (t) => {
   const server = await startKubeApiServer(t, [NAMESPACE, pod('web-0', '10.0.0.1')]);
   const { store } = await started(t, server);

@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
 import { formatHostPort, type HostPort } from '../core/address.js';
 import { ConfigStore } from '../core/store.js';
+import type { ConfigKind } from '../core/model/index.js';
 import { createConfigSource } from '../core/sources/index.js';
 import { formatRejection } from '../core/convert/index.js';
 import { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
@@ -86,10 +87,23 @@ function registerCaptureMetrics(registry: Registry, capture: Capture): void {
   });
 }
 
+/** What the agent reads from the API server. */
+const AGENT_KINDS: readonly ConfigKind[] = [
+  'Namespace',
+  'Pod',
+  'Service',
+  'EndpointSlice',
+  'Gateway',
+  'AuthorizationPolicy',
+  'PeerAuthentication',
+];
+
 export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const log = componentLogger('agent');
   const store = new ConfigStore();
-  const source = createConfigSource(options.configSource);
+  // Every pod, not only this node's: destinations are found by IP anywhere in the cluster (is it
+  // enrolled, which identity, which node). HTTPRoutes are the waypoint's business.
+  const source = createConfigSource(options.configSource, { kubernetes: { kinds: AGENT_KINDS } });
   const caClient = options.caClient ?? new GrpcCaClient(options.ca);
   const certificates = new CertificateManager({
     caClient,

@@ -141,7 +141,7 @@ t.test('writes conditions with observedGeneration; unchanged status is not writt
   t.equal(s.writes.length, 1, 'the same status is not written twice');
 
   // The route's spec changes (generation 2) and a backend goes missing: ResolvedRefs flips.
-  const written = s.server.get('HTTPRoute', 'shop', 'web')?.status;
+  const written = s.server.get('HTTPRoute', 'shop', 'web')?.status as object | undefined;
   s.server.update(route([{ group: '', kind: 'Service', name: 'web' }, { name: 'extra-unused' }], written));
   s.tick(60_000);
   s.set([accepted(false)]);

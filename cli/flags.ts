@@ -1,4 +1,5 @@
 // Typed reading of command-line flags: each bad value is an error naming the flag.
+import { hostname } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseHostPort, type HostPort } from '../core/address.js';
 import { parseGatewayDuration } from '../core/convert/duration.js';
@@ -120,4 +121,14 @@ export function caClientFlags(values: Record<string, unknown>, defaultAddress: s
     tokenFile: stringFlag(values, 'token-file'),
     serverName: typeof values['ca-server-name'] === 'string' ? values['ca-server-name'] : undefined,
   };
+}
+
+/**
+ * This replica's name among its peers (a Lease holderIdentity): `--id`, else the pod name the downward
+ * API puts in POD_NAME, else the host name (a pod's host name is its name).
+ */
+export function replicaIdentityFlag(f: Record<string, unknown>): string {
+  const given = f.id;
+  if (typeof given === 'string' && given !== '') return given;
+  return process.env.POD_NAME || hostname();
 }

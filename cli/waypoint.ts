@@ -81,6 +81,7 @@ import {
   durationSecondsFlag,
   hostPortFlag,
   optionalHostPortFlag,
+  replicaIdentityFlag,
   parseFlagsAndArgs,
   stringFlag,
   untilSignal,
@@ -103,7 +104,9 @@ weft waypoint run --name NAME --namespace NS --node NODE --config file:DIR --ca-
                [--service-account NAME] [--ca-address HOST:PORT] [--ca-server-name NAME] [--trust-domain TD]
                [--cert-ttl 24h] [--hbone 0.0.0.0:${HBONE}] [--admin 127.0.0.1:${ADMIN}]
                [--metrics 0.0.0.0:${METRICS}] [--readiness 0.0.0.0:${READINESS}]   (admin, metrics, readiness: off)
-               [--otlp-endpoint URL]   runs the waypoint (what a lab's waypoint pod runs)`;
+               [--otlp-endpoint URL] [--route-status [--id REPLICA]]
+               runs the waypoint (what a lab's waypoint pod runs); --route-status (kubernetes config only):
+               the leader of the waypoint's replicas writes HTTPRoute status`;
 
 /** Where a command's output goes, one line per call; tests collect it. */
 export interface CommandIo {
@@ -811,6 +814,8 @@ export function waypointRunOptions(argv: string[]): WaypointOptions {
     metrics: { type: 'string' },
     readiness: { type: 'string' },
     'otlp-endpoint': { type: 'string' },
+    'route-status': { type: 'boolean' },
+    id: { type: 'string' },
   });
   const name = stringFlag(f, 'name');
   const namespace = stringFlag(f, 'namespace');
@@ -834,6 +839,7 @@ export function waypointRunOptions(argv: string[]): WaypointOptions {
     metricsListen: optionalHostPortFlag(f, 'metrics', `0.0.0.0:${WAYPOINT_DEFAULT_PORTS.metrics}`),
     readinessListen: optionalHostPortFlag(f, 'readiness', `0.0.0.0:${WAYPOINT_DEFAULT_PORTS.readiness}`),
     otlpEndpoint: otlpEndpointFlag(f),
+    routeStatus: f['route-status'] === true ? { identity: replicaIdentityFlag(f) } : undefined,
   };
 }
 

@@ -20,7 +20,7 @@ export interface WaypointOptions {
   /** The node the waypoint pod runs on (the CA's node authorizer checks the pod is there). */
   readonly nodeName: string;
   readonly trustDomain: string;
-  /** `file:DIR` (the same folder the agents read). */
+  /** `file:DIR` (the same folder the agents read), `kubernetes` or `kubernetes:KUBECONFIG`. */
   readonly configSource: string;
   readonly ca: GrpcCaClientOptions;
   readonly certTtlSeconds: number;
@@ -33,6 +33,19 @@ export interface WaypointOptions {
   readonly otlpEndpoint: string | undefined;
   /** Tests may pass their own CA client; by default a GrpcCaClient from `ca`. */
   readonly caClient?: CaClient;
+  /**
+   * Write HTTPRoute status (Accepted/ResolvedRefs) to the API server: needs a `kubernetes` config
+   * source. The waypoint's replicas elect one writer through a Lease; `identity` is this replica's.
+   */
+  readonly routeStatus?:
+    | {
+        readonly identity: string;
+        /** Lease timings (tests shorten them); client-go's defaults otherwise. */
+        readonly leaseDurationMs?: number;
+        readonly renewDeadlineMs?: number;
+        readonly retryPeriodMs?: number;
+      }
+    | undefined;
 }
 
 export interface WaypointHandle {

@@ -37,6 +37,17 @@ export function createConfigSource(spec: string, options: ConfigSourceOptions = 
   throw invalidSpec(spec, 'expected file:DIR (a folder of manifests), kubernetes or kubernetes:KUBECONFIG');
 }
 
+/**
+ * For a `kubernetes` or `kubernetes:KUBECONFIG` spec, where the API credentials come from (`path`
+ * undefined: in-cluster); undefined for any other source.
+ */
+export function kubernetesCredentialsOf(spec: string): { readonly path: string | undefined } | undefined {
+  if (spec === 'kubernetes') return { path: undefined };
+  if (spec.startsWith('kubernetes:') && spec.length > 'kubernetes:'.length)
+    return { path: resolve(spec.slice('kubernetes:'.length)) };
+  return undefined;
+}
+
 function invalidSpec(spec: string, why: string): WeftError {
   return new WeftError('ERR_CONFIG_INVALID', `config source ${JSON.stringify(spec)}: ${why}`, {
     field: 'config source',

@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
 import { formatHostPort, type HostPort } from '../core/address.js';
-import { ConfigStore } from '../core/store.js';
+import { ConfigStore, type AppliedChange } from '../core/store.js';
 import type { ConfigKind } from '../core/model/index.js';
 import { createConfigSource } from '../core/sources/index.js';
 import { formatRejection } from '../core/convert/index.js';
@@ -20,6 +20,7 @@ import {
   listenHttp,
 } from '../core/http-endpoints.js';
 import { LocalWorkloads } from './workloads.js';
+import { LocalChanges } from './local-changes.js';
 import { PolicyAuthorizer } from './authorizer.js';
 import { ConnectionRegistry } from './connections.js';
 import { DEFAULT_AGENT_PORTS, HboneInbound } from './inbound.js';
@@ -173,9 +174,10 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
 
   // On every config change: keep certificates for exactly this node's enrolled pods, and close live
   // connections that policy now denies.
-  const onApplied = (): void => {
+  const localChanges = new LocalChanges(store, options.nodeName);
+  const onApplied = (_version?: number, change?: AppliedChange): void => {
     certificates.setWanted(identitiesForNode(store, options.nodeName, options.trustDomain));
-    connections.recheck();
+    if (localChanges.affectsVerdicts(change)) connections.recheck();
     inbound.prune();
     void capture?.attachInterfaces();
     enrolment?.sync();

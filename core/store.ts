@@ -219,7 +219,8 @@ export class ConfigStore extends EventEmitter<StoreEvents> implements ConfigSink
     for (const key of batch.clearedRejections ?? []) this.#rejections.delete(key);
     this.#version += 1;
     const change: AppliedChange = { version: this.#version, upserted, deleted, rejected: batch.rejections };
-    log.info(
+    // The first load at info; later batches (every pod change in a large cluster) at debug.
+    log[this.#version === 1 ? 'info' : 'debug'](
       {
         version: this.#version,
         upserts: upserted.length,

@@ -1,4 +1,6 @@
 // The signing material of the mesh CA: a root we generate and keep, or a plugged-in root/intermediate.
+// Files live here; a Secret holding the same `cacerts` layout is read and written by
+// kubernetes/root-secret.ts with the generation and checks below.
 //
 // Invariants: the signing certificate is a CA certificate whose key we hold; `chain` runs from the
 // signing certificate up to (not including) the roots; `rootsPem` is the trust bundle every workload
@@ -58,6 +60,14 @@ export interface SigningAuthority {
   readonly origin: 'generated' | 'loaded' | 'plugin';
 }
 
+/** Where the CA's signing authority comes from (files, a Secret); loaded once, at start. */
+export interface AuthoritySource {
+  /** For logs and readiness: `Secret weft-system/weft-ca-root`. */
+  readonly description: string;
+  /** Resolves with the authority, or rejects with ERR_CA_STATE naming what is wrong. */
+  load(): Promise<SigningAuthority>;
+}
+
 function caStateError(message: string, file: string, cause?: unknown): WeftError {
   return new WeftError('ERR_CA_STATE', `${file}: ${message}`, { object: file }, cause);
 }
@@ -113,7 +123,11 @@ function checkKeyMode(file: string): void {
     );
 }
 
-async function generateRoot(trustDomain: string, now: Date): Promise<{ certPem: string; keyPem: string }> {
+/** A new self-signed root for `trustDomain`: the certificate and its PKCS#8 key, in PEM. */
+export async function generateSelfSignedRoot(
+  trustDomain: string,
+  now: Date,
+): Promise<{ certPem: string; keyPem: string }> {
   const keys = await generateP256KeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerialHex(),
@@ -135,36 +149,56 @@ async function generateRoot(trustDomain: string, now: Date): Promise<{ certPem: 
   return { certPem: cert.toString('pem') + '\n', keyPem: await exportPkcs8Pem(keys.privateKey) };
 }
 
-async function loadPlugin(dir: string): Promise<SigningAuthority> {
-  const certFile = join(dir, PLUGIN_FILES.cert);
-  const keyFile = join(dir, PLUGIN_FILES.key);
-  const rootFile = join(dir, PLUGIN_FILES.root);
-  const chainFile = join(dir, PLUGIN_FILES.chain);
-  const [cert] = parseCertificates(readPem(certFile));
-  if (!cert) throw caStateError('holds no PEM certificate', certFile);
+/**
+ * Signing material in Istio's `cacerts` layout, as text: from a folder of files or from a Secret. `chain`
+ * is absent when the source has no cert-chain.pem.
+ */
+export interface PluginMaterial {
+  readonly cert: string;
+  readonly key: string;
+  readonly root: string;
+  readonly chain: string | undefined;
+}
+
+/** A self-signed root in the `cacerts` layout: it signs, it is the root, and it is the whole chain. */
+export function selfSignedPluginMaterial(root: { certPem: string; keyPem: string }): PluginMaterial {
+  return { cert: root.certPem, key: root.keyPem, root: root.certPem, chain: root.certPem };
+}
+
+/**
+ * Checks `cacerts` material and builds the authority: the signing cert is a CA whose key matches, and its
+ * chain verifies up to the roots. `where(key)` names where each part came from (a file, a Secret's key)
+ * in errors.
+ */
+export async function authorityFromPlugin(
+  material: PluginMaterial,
+  where: (part: keyof typeof PLUGIN_FILES) => string,
+  origin: SigningAuthority['origin'],
+): Promise<SigningAuthority> {
+  const [cert] = parseCertificates(material.cert);
+  if (!cert) throw caStateError('holds no PEM certificate', where('cert'));
   if (!isCaCertificate(cert))
-    throw caStateError('is not a CA certificate (basicConstraints CA:TRUE)', certFile);
-  const keyPem = readPem(keyFile);
+    throw caStateError('is not a CA certificate (basicConstraints CA:TRUE)', where('cert'));
   let imported;
   try {
-    imported = await importSigningKey(keyPem);
+    imported = await importSigningKey(material.key);
   } catch (err) {
-    throw caStateError(`unusable key: ${(err as Error).message}`, keyFile, err);
+    throw caStateError(`unusable key: ${(err as Error).message}`, where('key'), err);
   }
-  if (!keyMatchesCertificate(keyPem, cert))
-    throw caStateError(`does not match ${PLUGIN_FILES.cert}`, keyFile);
-  const rootsPem = readPem(rootFile);
+  if (!keyMatchesCertificate(material.key, cert))
+    throw caStateError(`does not match ${PLUGIN_FILES.cert}`, where('key'));
+  const rootsPem = material.root;
   const roots = parseCertificates(rootsPem);
-  if (roots.length === 0) throw caStateError('holds no PEM certificate', rootFile);
+  if (roots.length === 0) throw caStateError('holds no PEM certificate', where('root'));
   // cert-chain.pem is the signing cert followed by its intermediates; without it the cert is the chain.
-  let chain = existsSync(chainFile) ? parseCertificates(readPem(chainFile)) : [cert];
+  let chain = material.chain === undefined ? [cert] : parseCertificates(material.chain);
   chain = chain.filter((c) => !roots.some((r) => r.equal(c)));
   if (chain.length === 0 || !chain[0]!.equal(cert)) chain = [cert, ...chain.filter((c) => !c.equal(cert))];
   const selfSignedRoot = roots.some((r) => r.equal(cert));
   if (!selfSignedRoot && !(await chainsToRoots(chain, roots)))
     throw caStateError(
       `the chain from "${cert.subject}" does not verify up to ${PLUGIN_FILES.root}`,
-      chainFile,
+      where('chain'),
     );
   return {
     cert,
@@ -172,8 +206,19 @@ async function loadPlugin(dir: string): Promise<SigningAuthority> {
     algorithm: imported.algorithm,
     chain: selfSignedRoot ? [] : chain,
     rootsPem: rootsPem.endsWith('\n') ? rootsPem : rootsPem + '\n',
-    origin: 'plugin',
+    origin,
   };
+}
+
+async function loadPlugin(dir: string): Promise<SigningAuthority> {
+  const file = (part: keyof typeof PLUGIN_FILES): string => join(dir, PLUGIN_FILES[part]);
+  const material: PluginMaterial = {
+    cert: readPem(file('cert')),
+    key: readPem(file('key')),
+    root: readPem(file('root')),
+    chain: existsSync(file('chain')) ? readPem(file('chain')) : undefined,
+  };
+  return authorityFromPlugin(material, file, 'plugin');
 }
 
 async function loadOrGenerateRoot(dir: string, trustDomain: string, now: Date): Promise<SigningAuthority> {
@@ -183,7 +228,7 @@ async function loadOrGenerateRoot(dir: string, trustDomain: string, now: Date): 
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   checkStateDir(dir);
   if (!existsSync(certFile) && !existsSync(keyFile)) {
-    const { certPem, keyPem } = await generateRoot(trustDomain, now);
+    const { certPem, keyPem } = await generateSelfSignedRoot(trustDomain, now);
     // Key first: a cert without its key would look like a half-finished plug-in.
     writeAtomic(keyFile, keyPem, 0o600);
     writeAtomic(certFile, certPem, 0o644);
@@ -216,4 +261,12 @@ export interface AuthorityOptions {
 export async function loadSigningAuthority(options: AuthorityOptions): Promise<SigningAuthority> {
   if (options.pluginDir) return loadPlugin(options.pluginDir);
   return loadOrGenerateRoot(options.stateDir, options.trustDomain, options.now ?? new Date());
+}
+
+/** loadSigningAuthority as an AuthoritySource. */
+export function fileAuthoritySource(options: AuthorityOptions): AuthoritySource {
+  return {
+    description: options.pluginDir ? `plugin certs ${options.pluginDir}` : `root in ${options.stateDir}`,
+    load: () => loadSigningAuthority(options),
+  };
 }

@@ -1,4 +1,4 @@
-// IstioCertificateService/CreateCertificate: authenticate the caller, decide the identity, authorize it,
+// IstioCertificateService/CreateCertificate: authenticate the caller, decide and authorize the identity,
 // check the CSR and TTL, sign. Every refusal is a gRPC status with a reason; nothing here can stop the
 // server from serving the next call.
 import * as grpc from '@grpc/grpc-js';
@@ -9,10 +9,9 @@ import {
   type CertificateRequest,
   type CertificateResponse,
 } from '../core/ca-api.js';
-import { parseSpiffeId } from '../core/spiffe.js';
 import type { Logger } from '../core/log.js';
 import type { SigningAuthority } from './authority.js';
-import type { CallerAuthenticator } from './node-tokens.js';
+import { describeCaller, type CallerAuthenticator } from './caller.js';
 import type { NodeAuthorizer } from './node-authorizer.js';
 import { checkWorkloadCsr } from './csr.js';
 import { issueWorkloadCertificate } from './issuer.js';
@@ -35,6 +34,8 @@ const STATUS_BY_CODE: Partial<Record<WeftErrorCode, grpc.status>> = {
   ERR_CSR_INVALID: grpc.status.INVALID_ARGUMENT,
   ERR_TTL_INVALID: grpc.status.INVALID_ARGUMENT,
   ERR_SPIFFE_ID: grpc.status.INVALID_ARGUMENT,
+  // The CA could not decide (the Kubernetes API did not answer): the caller should retry, not give up.
+  ERR_CA_UNAVAILABLE: grpc.status.UNAVAILABLE,
 };
 
 function bearerToken(metadata: grpc.Metadata): string | undefined {
@@ -87,16 +88,9 @@ export class CertificateService {
     metadata: grpc.Metadata,
     peer: string,
   ): Promise<CertificateResponse> {
-    const caller = this.#in.authenticator.authenticate(bearerToken(metadata), peer);
-    const spiffeId = structString(request.metadata, IMPERSONATED_IDENTITY_KEY);
-    if (!spiffeId)
-      throw new WeftError(
-        'ERR_PERMISSION_DENIED',
-        `node agents must name the workload identity in metadata ${IMPERSONATED_IDENTITY_KEY}`,
-        { peer: `node ${caller.nodeName}`, field: `metadata.${IMPERSONATED_IDENTITY_KEY}` },
-      );
-    const identity = parseSpiffeId(spiffeId);
-    this.#in.authorizer.authorize(caller, identity, spiffeId);
+    const caller = await this.#in.authenticator.authenticate(bearerToken(metadata), peer);
+    const requested = structString(request.metadata, IMPERSONATED_IDENTITY_KEY) || undefined;
+    const spiffeId = await this.#in.authorizer.authorize(caller, requested);
     const ttl = resolveTtlSeconds(
       request.validityDuration,
       this.#in.defaultTtlSeconds,
@@ -106,7 +100,7 @@ export class CertificateService {
     const issued = await issueWorkloadCertificate(this.#in.authority, publicKey, spiffeId, ttl, this.#now());
     this.#in.log.info(
       {
-        'caller.node': caller.nodeName,
+        caller: describeCaller(caller),
         peer,
         identity: spiffeId,
         serial: issued.leaf.serialNumber,

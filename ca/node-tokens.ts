@@ -8,6 +8,7 @@ import { appendFileSync, existsSync, readFileSync, statSync, mkdirSync } from 'n
 import { dirname } from 'node:path';
 import { WeftError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import type { CallerAuthenticator, NodeCaller } from './caller.js';
 
 export const NODE_TOKENS_FILE = 'node-tokens';
 /** Kubernetes node names are DNS subdomains. */
@@ -15,16 +16,6 @@ const NODE_NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const LINE_RE = /^(\S+)\s+sha256:([0-9a-f]{64})$/;
 /** Bound on what we hash: real tokens are 43 characters; anything huge is hostile. */
 const MAX_TOKEN_CHARS = 4096;
-
-export interface NodeCaller {
-  readonly kind: 'node';
-  readonly nodeName: string;
-}
-
-/** Authenticates a caller from its bearer token; throws ERR_UNAUTHENTICATED. */
-export interface CallerAuthenticator {
-  authenticate(bearerToken: string | undefined, peer: string): NodeCaller;
-}
 
 function hashToken(token: string): Buffer {
   return createHash('sha256').update(token).digest();
@@ -47,7 +38,7 @@ export class BootstrapTokenAuthenticator implements CallerAuthenticator {
     this.#log = log;
   }
 
-  authenticate(bearerToken: string | undefined, peer: string): NodeCaller {
+  async authenticate(bearerToken: string | undefined, peer: string): Promise<NodeCaller> {
     if (!bearerToken)
       throw new WeftError(
         'ERR_UNAUTHENTICATED',

@@ -1,17 +1,25 @@
 // `weft ca serve | token create | bundle`
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import { componentLogger } from '../core/log.js';
 import { DEFAULT_TRUST_DOMAIN } from '../core/spiffe.js';
 import { ConfigStore } from '../core/store.js';
-import { createConfigSource } from '../core/sources/index.js';
+import { createConfigSource, type ConfigSource } from '../core/sources/index.js';
 import {
   startCa,
   DEFAULT_CA_HTTP_PORT,
   DEFAULT_CA_PORT,
   DEFAULT_WORKLOAD_TTL_S,
   MAX_WORKLOAD_TTL_S,
+  type KubernetesCaOptions,
+  type ObjectRef,
 } from '../ca/main.js';
+import { DEFAULT_ROOT_CONFIGMAP } from '../ca/kubernetes/root-publisher.js';
+import {
+  DEFAULT_TOKEN_AUDIENCE,
+  DEFAULT_TRUSTED_NODE_ACCOUNTS,
+} from '../ca/kubernetes/token-review-authenticator.js';
 import { createNodeToken, NODE_TOKENS_FILE } from '../ca/node-tokens.js';
 import { SELF_SIGNED_FILES, PLUGIN_FILES } from '../ca/authority.js';
 import {
@@ -26,13 +34,98 @@ import {
   UsageError,
 } from './flags.js';
 
-export const CA_USAGE = `weft ca serve  [--dir DIR] [--config file:DIR] [--trust-domain TD] [--listen HOST:PORT]
-               [--http-listen HOST:PORT] [--plugin-certs DIR] [--default-ttl 24h] [--max-ttl 2160h]
-               [--serving-dns a,b] [--serving-ip 127.0.0.1]
+export const CA_USAGE = `weft ca serve  --config file:DIR|kubernetes[:KUBECONFIG] [--dir DIR]
+               [--trust-domain TD] [--listen HOST:PORT] [--http-listen HOST:PORT] [--plugin-certs DIR]
+               [--default-ttl 24h] [--max-ttl 2160h] [--serving-dns a,b] [--serving-ip 127.0.0.1]
+               [--auth node-tokens|kubernetes] [--token-audience istio-ca]
+               [--trusted-node-accounts weft-system/weft-agent[,NS/SA]] [--root-secret NS/NAME]
+               [--root-configmap NAME|off] [--leader-election NS/NAME] [--id ID]
+    --auth kubernetes: callers send service-account tokens (checked by TokenReview); the trusted node
+    accounts may ask for the identities of pods on their own node, any other account for its own only.
+    With --config kubernetes[:KUBECONFIG] the root can live in a Secret, is published as a ConfigMap in
+    every namespace (default weft-ca-root-cert), and --leader-election picks the replica that writes.
 weft ca token create --dir DIR --node NODE     prints a new bootstrap token for NODE's agent
 weft ca bundle [--dir DIR] [--plugin-certs DIR]  prints the trust bundle (PEM)`;
 
 const DEFAULT_DIR = '.weft/ca';
+const AUTH_MODES = ['node-tokens', 'kubernetes'] as const;
+/** Kubernetes object and namespace names (DNS labels and subdomains). */
+const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** The kubeconfig a `--config` spec names: a path, undefined for in-cluster, null when not Kubernetes. */
+function kubeconfigOf(spec: string): string | undefined | null {
+  if (spec === 'kubernetes') return undefined;
+  if (spec.startsWith('kubernetes:') && spec.length > 'kubernetes:'.length)
+    return resolve(spec.slice('kubernetes:'.length));
+  return null;
+}
+
+/** `--flag NS/NAME`, or undefined when absent. */
+function objectRefFlag(values: Record<string, unknown>, name: string): ObjectRef | undefined {
+  const v = values[name];
+  if (typeof v !== 'string') return undefined;
+  const [namespace = '', objectName = '', ...rest] = v.split('/');
+  if (rest.length > 0 || !NAME_RE.test(namespace) || !NAME_RE.test(objectName))
+    throw new UsageError(`--${name}: expected NAMESPACE/NAME, got ${JSON.stringify(v)}`);
+  return { namespace, name: objectName };
+}
+
+/** `--trusted-node-accounts ns/sa,ns/sa`. */
+function accountsFlag(values: Record<string, unknown>, name: string, fallback: readonly string[]): string[] {
+  const accounts = listFlag(values, name, fallback);
+  for (const account of accounts) {
+    const [namespace = '', serviceAccount = '', ...rest] = account.split('/');
+    if (rest.length > 0 || !NAME_RE.test(namespace) || !NAME_RE.test(serviceAccount))
+      throw new UsageError(`--${name}: expected NAMESPACE/SERVICEACCOUNT, got ${JSON.stringify(account)}`);
+  }
+  if (accounts.length === 0) throw new UsageError(`--${name}: name at least one NAMESPACE/SERVICEACCOUNT`);
+  return accounts;
+}
+
+/** The Kubernetes side of the CA, from the flags; undefined when --config is not Kubernetes. */
+function kubernetesOptions(
+  f: Record<string, string | boolean | undefined>,
+  configSpec: string,
+  auth: (typeof AUTH_MODES)[number],
+): KubernetesCaOptions | undefined {
+  const kubeconfigPath = kubeconfigOf(configSpec);
+  const rootSecret = objectRefFlag(f, 'root-secret');
+  const election = objectRefFlag(f, 'leader-election');
+  if (kubeconfigPath === null) {
+    const needsKubernetes = ['root-secret', 'root-configmap', 'leader-election'];
+    const given = needsKubernetes.find((name) => f[name] !== undefined);
+    if (auth === 'kubernetes' || given !== undefined)
+      throw new UsageError(
+        `${auth === 'kubernetes' ? '--auth kubernetes' : `--${given}`} needs --config kubernetes or kubernetes:KUBECONFIG`,
+      );
+    return undefined;
+  }
+  if (election === undefined && f.id !== undefined)
+    throw new UsageError('--id applies to --leader-election only (it names this replica in the Lease)');
+  if (rootSecret !== undefined && f['plugin-certs'] !== undefined)
+    throw new UsageError(
+      '--root-secret and --plugin-certs exclude each other: the root comes from one of them',
+    );
+  const configMap = stringFlag(f, 'root-configmap', DEFAULT_ROOT_CONFIGMAP);
+  if (configMap !== 'off' && !NAME_RE.test(configMap))
+    throw new UsageError(`--root-configmap: ${JSON.stringify(configMap)} is not a ConfigMap name`);
+  return {
+    kubeconfigPath,
+    tokenReview:
+      auth === 'kubernetes'
+        ? {
+            audience: stringFlag(f, 'token-audience', DEFAULT_TOKEN_AUDIENCE),
+            trustedNodeAccounts: accountsFlag(f, 'trusted-node-accounts', DEFAULT_TRUSTED_NODE_ACCOUNTS),
+          }
+        : undefined,
+    rootSecret,
+    rootConfigMap: configMap === 'off' ? undefined : configMap,
+    leaderElection: election && {
+      ...election,
+      identity: stringFlag(f, 'id', process.env.POD_NAME || hostname()),
+    },
+  };
+}
 
 async function serve(argv: string[]): Promise<void> {
   const f = parseFlags(argv, {
@@ -46,12 +139,34 @@ async function serve(argv: string[]): Promise<void> {
     'max-ttl': { type: 'string' },
     'serving-dns': { type: 'string' },
     'serving-ip': { type: 'string' },
+    auth: { type: 'string' },
+    'token-audience': { type: 'string' },
+    'trusted-node-accounts': { type: 'string' },
+    'root-secret': { type: 'string' },
+    'root-configmap': { type: 'string' },
+    'leader-election': { type: 'string' },
+    id: { type: 'string' },
   });
   const log = componentLogger('ca');
-  const store = new ConfigStore();
-  const source = createConfigSource(stringFlag(f, 'config'));
-  // Authorization needs to know where pods run: serve only once the first full config is in.
-  await source.start(store);
+  const configSpec = stringFlag(f, 'config');
+  const auth = stringFlag(f, 'auth', 'node-tokens');
+  if (!(AUTH_MODES as readonly string[]).includes(auth))
+    throw new UsageError(`--auth: expected ${AUTH_MODES.join(' or ')}, got ${JSON.stringify(auth)}`);
+  const authMode = auth as (typeof AUTH_MODES)[number];
+  const tokenFlag = ['trusted-node-accounts', 'token-audience'].find((name) => f[name] !== undefined);
+  if (authMode !== 'kubernetes' && tokenFlag !== undefined)
+    throw new UsageError(`--${tokenFlag} applies to --auth kubernetes only`);
+  const kubernetes = kubernetesOptions(f, configSpec, authMode);
+
+  // Bootstrap-token callers are authorized from the config model: serve only once the first full config
+  // is in. TokenReview callers are authorized through the API, so no pod informer is started.
+  let store: ConfigStore | undefined;
+  let source: ConfigSource | undefined;
+  if (authMode === 'node-tokens') {
+    store = new ConfigStore();
+    source = createConfigSource(configSpec);
+    await source.start(store);
+  }
   const ca = await startCa({
     stateDir: stringFlag(f, 'dir', DEFAULT_DIR),
     pluginDir: typeof f['plugin-certs'] === 'string' ? f['plugin-certs'] : undefined,
@@ -63,12 +178,13 @@ async function serve(argv: string[]): Promise<void> {
     servingDnsNames: listFlag(f, 'serving-dns', ['localhost', 'weft-ca.weft-system.svc']),
     servingIps: listFlag(f, 'serving-ip', ['127.0.0.1']),
     placement: store,
+    kubernetes,
   });
   const sig = await untilSignal();
   log.info({ signal: sig }, 'ca stopping');
   await closeWithin(async () => {
     await ca.close();
-    await source.stop();
+    await source?.stop();
   }, CLOSE_DEADLINE_MS);
   process.exit(0);
 }

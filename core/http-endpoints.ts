@@ -1,6 +1,6 @@
-// The HTTP endpoints of the agent and the waypoint: admin (127.0.0.1:15000: /config_dump, /certs), Prometheus metrics
-// (:15020/metrics, /stats/prometheus) and readiness (:15021/healthz/ready). Read-only; private keys are
-// never shown.
+// The HTTP endpoints of the agent and the waypoint: admin (127.0.0.1:15000: /config_dump, /certs),
+// Prometheus metrics (:15020/metrics, /stats/prometheus) and health (:15021/healthz/ready, /healthz/live).
+// Read-only; private keys are never shown.
 import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { HostPort } from './address.js';
@@ -54,13 +54,21 @@ export function createMetricsServer(registry: Registry): Server {
   });
 }
 
-/** `/healthz/ready`: 200 once `isReady()` holds, 503 with the reason until then. */
+/**
+ * `/healthz/ready`: 200 once `isReady()` holds, 503 with the reason until then. `/healthz/live`: 200 while
+ * the process runs (a liveness probe must not restart a part that is merely waiting to be ready).
+ */
 export function createReadinessServer(isReady: () => string | true): Server {
   return createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/healthz/ready') {
       const state = isReady();
       res.writeHead(state === true ? 200 : 503, { 'content-type': 'text/plain' });
       res.end(state === true ? 'ready\n' : `not ready: ${state}\n`);
+      return;
+    }
+    if (req.method === 'GET' && req.url === '/healthz/live') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('live\n');
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' });

@@ -138,12 +138,13 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.#stopped = true;
     this.#timer?.cancel();
     this.#timer = undefined;
+    // An attempt cut short may have written the lease already: release checks whose it is.
+    const interrupted = this.#abort !== undefined;
     this.#abort?.abort();
     await this.#attempt;
-    if (!this.#leading) return;
+    if (!this.#leading && !interrupted) return;
     try {
-      await this.#release();
-      this.#log.info({}, 'leader election: lease released');
+      if (await this.#release()) this.#log.info({}, 'leader election: lease released');
     } catch (err) {
       this.#log.warn(
         { error: errorMessage(err) },
@@ -156,9 +157,14 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   #schedule(delayMs: number): void {
     this.#timer = this.#clock.schedule(delayMs, () => {
       this.#timer = undefined;
-      this.#attempt = this.#tick().catch((err: unknown) =>
-        this.#log.error({ error: errorMessage(err) }, 'leader election: attempt failed unexpectedly'),
-      );
+      this.#attempt = this.#tick()
+        .catch((err: unknown) =>
+          this.#log.error({ error: errorMessage(err) }, 'leader election: attempt failed unexpectedly'),
+        )
+        .finally(() => {
+          // Whatever went wrong, the elector keeps running.
+          if (!this.#stopped && this.#timer === undefined) this.#schedule(this.#retryPeriodMs);
+        });
     });
   }
 
@@ -168,7 +174,9 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     if (this.#leading && startedAt - this.#renewedAtMs >= this.#renewDeadlineMs)
       this.#setLeading(false, 'renew deadline passed');
     // A leader's request may not outlive its renew deadline; a follower's is bounded the same way.
-    const budgetMs = this.#leading ? this.#renewedAtMs + this.#renewDeadlineMs - startedAt : this.#renewDeadlineMs;
+    const budgetMs = this.#leading
+      ? this.#renewedAtMs + this.#renewDeadlineMs - startedAt
+      : this.#renewDeadlineMs;
     const abort = new AbortController();
     this.#abort = abort;
     let result: AttemptResult | undefined;
@@ -241,7 +249,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
         {
           name: this.#name,
           namespace: this.#namespace,
-          // The metadata read (resourceVersion included) makes the write conditional on nothing changed since.
+          // The metadata read (its resourceVersion) makes the write conditional on no change since.
           body: { ...lease, spec: this.#spec(now, lease.spec) },
         },
         options,
@@ -261,7 +269,8 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     return {
       holderIdentity: this.#identity,
       leaseDurationSeconds: Math.ceil(this.#leaseDurationMs / 1000),
-      acquireTime: renewing && previous.acquireTime !== undefined ? previous.acquireTime : new V1MicroTime(nowMs),
+      acquireTime:
+        renewing && previous.acquireTime !== undefined ? previous.acquireTime : new V1MicroTime(nowMs),
       renewTime: new V1MicroTime(nowMs),
       leaseTransitions: previous === undefined ? 0 : renewing ? transitions : transitions + 1,
     };
@@ -274,10 +283,16 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   }
 
   /** Clears holderIdentity if we still hold the lease; a follower may then take it at once. */
-  async #release(): Promise<void> {
+  async #release(): Promise<boolean> {
     const options = requestOptions(AbortSignal.timeout(this.#renewDeadlineMs));
-    const lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#namespace }, options);
-    if (lease.spec?.holderIdentity !== this.#identity) return;
+    let lease: V1Lease;
+    try {
+      lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#namespace }, options);
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return false;
+      throw err;
+    }
+    if (lease.spec?.holderIdentity !== this.#identity) return false;
     const now = new V1MicroTime(this.#clock.now());
     await this.#api.replaceNamespacedLease(
       {
@@ -297,13 +312,19 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       },
       options,
     );
+    return true;
   }
 
   #setLeading(leading: boolean, reason: string): void {
     if (this.#leading === leading) return;
     this.#leading = leading;
     this.#log.info({ reason }, leading ? 'leader election: leading' : 'leader election: following');
-    this.emit(leading ? 'leading' : 'following');
+    try {
+      this.emit(leading ? 'leading' : 'following');
+    } catch (err) {
+      // A listener's bug must not stop the election.
+      this.#log.error({ error: errorMessage(err) }, 'leader election: a listener failed');
+    }
   }
 }
 
@@ -313,7 +334,8 @@ function checkTimings(leaseDurationMs: number, renewDeadlineMs: number, retryPer
     throw new WeftError('ERR_CONFIG_INVALID', `leader election: ${field} ${why}`, { field });
   };
   if (!(retryPeriodMs > 0)) fail('retryPeriodMs', 'must be positive');
-  if (!(leaseDurationMs >= 1000)) fail('leaseDurationMs', 'must be at least 1 s (the lease holds whole seconds)');
+  if (!(leaseDurationMs >= 1000))
+    fail('leaseDurationMs', 'must be at least 1 s (the lease holds whole seconds)');
   if (!(leaseDurationMs > renewDeadlineMs))
     fail('leaseDurationMs', `(${leaseDurationMs}) must be greater than renewDeadlineMs (${renewDeadlineMs})`);
   if (!(renewDeadlineMs > retryPeriodMs * (1 + RETRY_JITTER)))

@@ -1,11 +1,10 @@
 // `weft ca serve | token create | bundle`
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { componentLogger } from '../core/log.js';
 import { DEFAULT_TRUST_DOMAIN } from '../core/spiffe.js';
 import { ConfigStore } from '../core/store.js';
-import { createConfigSource, type ConfigSource } from '../core/sources/index.js';
+import { createConfigSource, kubernetesCredentialsOf, type ConfigSource } from '../core/sources/index.js';
 import {
   startCa,
   DEFAULT_CA_HTTP_PORT,
@@ -29,6 +28,7 @@ import {
   hostPortFlag,
   listFlag,
   parseFlags,
+  replicaIdentityFlag,
   stringFlag,
   untilSignal,
   UsageError,
@@ -51,14 +51,6 @@ const DEFAULT_DIR = '.weft/ca';
 const AUTH_MODES = ['node-tokens', 'kubernetes'] as const;
 /** Kubernetes object and namespace names (DNS labels and subdomains). */
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-
-/** The kubeconfig a `--config` spec names: a path, undefined for in-cluster, null when not Kubernetes. */
-function kubeconfigOf(spec: string): string | undefined | null {
-  if (spec === 'kubernetes') return undefined;
-  if (spec.startsWith('kubernetes:') && spec.length > 'kubernetes:'.length)
-    return resolve(spec.slice('kubernetes:'.length));
-  return null;
-}
 
 /** `--flag NS/NAME`, or undefined when absent. */
 function objectRefFlag(values: Record<string, unknown>, name: string): ObjectRef | undefined {
@@ -88,7 +80,8 @@ function kubernetesOptions(
   configSpec: string,
   auth: (typeof AUTH_MODES)[number],
 ): KubernetesCaOptions | undefined {
-  const kubeconfigPath = kubeconfigOf(configSpec);
+  const credentials = kubernetesCredentialsOf(configSpec);
+  const kubeconfigPath = credentials === undefined ? null : credentials.path;
   const rootSecret = objectRefFlag(f, 'root-secret');
   const election = objectRefFlag(f, 'leader-election');
   if (kubeconfigPath === null) {
@@ -122,7 +115,7 @@ function kubernetesOptions(
     rootConfigMap: configMap === 'off' ? undefined : configMap,
     leaderElection: election && {
       ...election,
-      identity: stringFlag(f, 'id', process.env.POD_NAME || hostname()),
+      identity: replicaIdentityFlag(f),
     },
   };
 }

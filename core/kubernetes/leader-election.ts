@@ -20,16 +20,14 @@ import { EventEmitter } from 'node:events';
 import {
   ApiException,
   CoordinationV1Api,
-  Observable,
   V1MicroTime,
-  type ConfigurationOptions,
   type KubeConfig,
-  type ObservableMiddleware,
   type V1Lease,
   type V1LeaseSpec,
 } from '@kubernetes/client-node';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { WeftError, errorMessage } from '../errors.js';
+import { withSignal } from './api-call.js';
 import { componentLogger } from '../log.js';
 
 /** client-go's defaults (leaderelection.LeaderElectionConfig, as kube-controller-manager uses them). */
@@ -216,7 +214,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   /** client-go's tryAcquireOrRenew: read, decide by the observed record, then create or replace. */
   async #tryAcquireOrRenew(signal: AbortSignal): Promise<AttemptResult> {
     const now = this.#clock.now();
-    const options = requestOptions(signal);
+    const options = withSignal(signal);
     let lease: V1Lease;
     try {
       lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#namespace }, options);
@@ -284,7 +282,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
 
   /** Clears holderIdentity if we still hold the lease; a follower may then take it at once. */
   async #release(): Promise<boolean> {
-    const options = requestOptions(AbortSignal.timeout(this.#renewDeadlineMs));
+    const options = withSignal(AbortSignal.timeout(this.#renewDeadlineMs));
     let lease: V1Lease;
     try {
       lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#namespace }, options);
@@ -358,20 +356,4 @@ function recordOf(spec: V1LeaseSpec | undefined): string {
     time(spec?.renewTime),
     spec?.leaseTransitions ?? 0,
   ]);
-}
-
-/** Per-request options that abort the request with `signal` (client-node takes no timeout of its own). */
-function requestOptions(signal: AbortSignal): ConfigurationOptions<ObservableMiddleware> {
-  return {
-    middleware: [
-      {
-        pre: (context) => {
-          context.setSignal(signal);
-          return new Observable(Promise.resolve(context));
-        },
-        post: (response) => new Observable(Promise.resolve(response)),
-      },
-    ],
-    middlewareMergeStrategy: 'append',
-  };
 }

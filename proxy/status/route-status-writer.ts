@@ -16,6 +16,7 @@ import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { ParentRef } from '../../core/model/index.js';
 import type { ConfigStore } from '../../core/store.js';
 import { errorMessage } from '../../core/errors.js';
+import { apiStatusCode } from '../../core/kubernetes/api-call.js';
 import type { Logger } from '../../core/log.js';
 import { WAYPOINT_CONTROLLER_NAME, type RouteStatus } from '../routing/status.js';
 
@@ -165,7 +166,7 @@ export class RouteStatusWriter {
         );
         return true;
       } catch (err) {
-        if (codeOf(err) === 409 && attempt < MAX_ATTEMPTS) continue;
+        if (apiStatusCode(err) === 409 && attempt < MAX_ATTEMPTS) continue;
         this.#options.log.warn(
           { route: `${namespace}/${name}`, error: errorMessage(err) },
           'HTTPRoute status not written',
@@ -252,12 +253,6 @@ function routeKey(status: RouteStatus): string {
   return `${status.namespace}/${status.name}`;
 }
 
-function codeOf(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
-}
-
 /** The API calls through @kubernetes/client-node (untyped JSON in and out, as CRDs are). */
 export function kubernetesRouteApi(config: KubeConfig): RouteStatusApi {
   const api = config.makeApiClient(CustomObjectsApi);
@@ -272,7 +267,7 @@ export function kubernetesRouteApi(config: KubeConfig): RouteStatusApi {
           name,
         })) as WireRoute;
       } catch (err) {
-        if (codeOf(err) === 404) return undefined;
+        if (apiStatusCode(err) === 404) return undefined;
         throw err;
       }
     },

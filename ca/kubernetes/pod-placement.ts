@@ -5,20 +5,18 @@
 // - `hasPodOnNode`: a pod of (namespace, SA) that has not terminated is scheduled on the node: one list in
 //   the namespace with field selectors, limit 1.
 //
-// Positive answers are cached for CACHE_TTL_MS (bounded to CACHE_MAX_ENTRIES), so a node agent warming up
-// the certificates of its pods does not cost one API call per identity twice over. Negative answers are
-// never cached: a pod just scheduled gets its certificate at the agent's next retry. Failures to get an
-// answer reject with ERR_CA_UNAVAILABLE.
+// Placement is never cached: a node loses the right to an identity the moment its last pod of that
+// service account is gone, exactly as with the config store of `file:` (a cached "yes" would let it
+// mint that identity for a while longer). Certificate requests are rare (one per service account per
+// node per rotation), so the list per request is cheap. Only the caller pod's uid -> node is cached:
+// it never changes in a pod's life. Failures to get an answer reject with ERR_CA_UNAVAILABLE.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { WeftError } from '../../core/errors.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import type { PodPlacement } from '../node-authorizer.js';
 import { apiStatusCode, apiUnavailable, DEFAULT_API_TIMEOUT_MS, withTimeout } from './api-call.js';
 
-/**
- * How long "this node runs SA x" and "pod uid u runs on node n" are trusted. Short enough that a pod
- * moved away loses its old node's right within a rotation's noise; Istio's informer lags similarly.
- */
+/** How long "pod uid u runs on node n" is kept: true for the pod's life; the bound only frees memory. */
 const CACHE_TTL_MS = 30_000;
 /** A large node runs ~250 pods; a few thousand entries cover every node agent of a big cluster. */
 const CACHE_MAX_ENTRIES = 10_000;
@@ -75,7 +73,6 @@ export class ApiPodPlacement implements PodPlacement {
   readonly #timeoutMs: number;
   readonly #clock: Clock;
   readonly #nodes = new PositiveCache();
-  readonly #placements = new PositiveCache();
 
   constructor(options: ApiPodPlacementOptions) {
     this.#api = options.kubeConfig.makeApiClient(CoreV1Api);
@@ -119,8 +116,6 @@ export class ApiPodPlacement implements PodPlacement {
   }
 
   async hasPodOnNode(namespace: string, serviceAccount: string, nodeName: string): Promise<boolean> {
-    const key = `${namespace}/${serviceAccount}@${nodeName}`;
-    if (this.#placements.get(key, this.#clock.now()) !== undefined) return true;
     // The values come from a parsed SPIFFE ID ([A-Za-z0-9._-]) and a pod's spec.nodeName: no `,` or `=`
     // can reach the selector.
     const fieldSelector = [
@@ -140,10 +135,7 @@ export class ApiPodPlacement implements PodPlacement {
       } catch (err) {
         throw apiUnavailable(`list the pods of ${namespace}/${serviceAccount} on node ${nodeName}`, err);
       }
-      if (list.items.length > 0) {
-        this.#placements.set(key, nodeName, this.#clock.now());
-        return true;
-      }
+      if (list.items.length > 0) return true;
       continueToken = list.metadata?._continue;
       if (continueToken === undefined || continueToken === '') return false;
     }

@@ -138,11 +138,9 @@ t.test('node agents get certificates for pods on their own node, checked through
   lines.length = 0;
   const again = await call({ token: tokens.agent1, identity: WEB, csr: await csrFor(WEB) });
   t.equal(again.code, grpc.status.OK);
-  t.same(
-    lines,
-    ['POST /apis/authentication.k8s.io/v1/tokenreviews'],
-    'positive answers are cached briefly: only the token is reviewed again',
-  );
+  t.equal(lines[0], 'POST /apis/authentication.k8s.io/v1/tokenreviews', 'the token is reviewed again');
+  t.match(lines[1], PLACEMENT_LIST, 'and the placement asked again (never cached)');
+  t.equal(lines.length, 2, "the caller pod's node is cached (fixed for its life)");
 
   const db = await csrFor(DB);
   const refused = await call({ token: tokens.agent1, identity: DB, csr: db });
@@ -356,15 +354,11 @@ t.test('placement answers and API failures, unit by unit', async (t) => {
   });
   t.same(reviews, [], 'an oversized token never reaches the API server');
 
-  // A positive answer is trusted for 30 s by the placement's clock, then asked again.
-  const clock = new ManualClock();
-  const cached = new ApiPodPlacement({ kubeConfig, clock });
-  t.equal(await cached.hasPodOnNode('shop', 'db', 'node-2'), true);
+  // A yes is never kept: the pod gone, the node loses the identity at once.
+  const placement = new ApiPodPlacement({ kubeConfig, clock: new ManualClock() });
+  t.equal(await placement.hasPodOnNode('shop', 'db', 'node-2'), true);
   server.delete('Pod', 'shop', 'db-0');
-  clock.advance(29_000);
-  t.equal(await cached.hasPodOnNode('shop', 'db', 'node-2'), true, 'cached for 30 s');
-  clock.advance(1_000);
-  t.equal(await cached.hasPodOnNode('shop', 'db', 'node-2'), false, 'then the API answers again');
+  t.equal(await placement.hasPodOnNode('shop', 'db', 'node-2'), false, 'the API is asked every time');
 
   await server.close();
   await t.rejects(

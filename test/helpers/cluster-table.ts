@@ -14,6 +14,7 @@ function pod(
   serviceAccount: string,
   labels: Record<string, string>,
   port = 8080,
+  hostNetwork = false,
 ): KubeObject {
   return {
     apiVersion: 'v1',
@@ -22,6 +23,7 @@ function pod(
     spec: {
       nodeName: node,
       serviceAccountName: serviceAccount,
+      ...(hostNetwork ? { hostNetwork: true } : {}),
       containers: [{ name: 'app', ports: [{ name: 'http', containerPort: port }] }],
     },
     status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
@@ -74,6 +76,28 @@ export const CLUSTER_TABLE: readonly KubeObject[] = [
   },
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'data', labels: AMBIENT } },
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'legacy' } },
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'weft-system' } },
+  // The node agents, as the chart's DaemonSet runs them: host network, the node's address.
+  pod(
+    'weft-system',
+    'weft-agent-node-1',
+    '192.168.0.1',
+    'node-1',
+    'weft-agent',
+    { app: 'weft-agent' },
+    15008,
+    true,
+  ),
+  pod(
+    'weft-system',
+    'weft-agent-node-2',
+    '192.168.0.2',
+    'node-2',
+    'weft-agent',
+    { app: 'weft-agent' },
+    15008,
+    true,
+  ),
   pod('shop', 'web-0', '10.1.1.10', 'node-1', 'web', { app: 'web' }),
   pod('shop', 'web-1', '10.1.2.10', 'node-2', 'web', { app: 'web' }),
   pod('shop', 'client', '10.1.1.11', 'node-1', 'client', { app: 'client' }),

@@ -1,6 +1,8 @@
-// The agent and the waypoint, started on the same cluster from a folder of manifests (`file:`) and from
-// the API server double (`kubernetes:`), behave the same: the same workloads, wanted identities,
-// outbound plans, L4 verdicts, route statuses and route choices, and the same rejections. Then the
+// The agent, the waypoint and the CA, started on the same cluster from a folder of manifests (`file:`)
+// and from the API server double (`kubernetes:`), behave the same: the same workloads, wanted
+// identities, outbound plans, L4 verdicts, route statuses and route choices, the same rejections, and
+// the same certificates granted and refused to each node's agent (bootstrap tokens and the config store
+// on one side, TokenReview and the API's pod lists on the other). Then the
 // same changes reach both — on the API side across a cut watch, a compaction (410 Gone) and an API
 // server restart — and they agree again, with nothing lost and nothing left behind.
 import t from 'tap';
@@ -17,6 +19,14 @@ import type { WaypointHandle } from '../../proxy/options.js';
 import { compileRoutingTable, selectRoute } from '../../proxy/routing/index.js';
 import { parseSpiffeId } from '../../core/spiffe.js';
 import type { ConfigStore } from '../../core/store.js';
+import * as grpc from '@grpc/grpc-js';
+import { startCa, DEFAULT_WORKLOAD_TTL_S, MAX_WORKLOAD_TTL_S, type CaHandle } from '../../ca/main.js';
+import { createNodeToken, NODE_TOKENS_FILE } from '../../ca/node-tokens.js';
+import { ConfigStore as Store } from '../../core/store.js';
+import { createConfigSource } from '../../core/sources/index.js';
+import { opensslCsr, spiffeSanExt } from '../helpers/openssl.js';
+import { rawCreateCertificate } from '../helpers/ca.js';
+import { jwt } from '../ca/kubernetes-helpers.js';
 import { LocalCaClient } from '../helpers/local-ca-client.js';
 import { CLUSTER_TABLE } from '../helpers/cluster-table.js';
 import {
@@ -39,12 +49,21 @@ interface World {
   readonly name: string;
   readonly agents: readonly AgentHandle[];
   readonly waypoint: WaypointHandle;
+  readonly ca: CaHandle;
+  /** The credential node-1's and node-2's agents present to the CA. */
+  readonly agentTokens: readonly [string, string];
   /** Applies the same change in this world's own way. */
   change(objects: readonly KubeObject[], deleted: readonly KubeObject[]): Promise<void>;
 }
 
-async function components(t: Teardowns, name: string, configSource: string, change: World['change']) {
-  const ca = await LocalCaClient.create();
+async function components(
+  t: Teardowns,
+  name: string,
+  configSource: string,
+  change: World['change'],
+  ca: { handle: CaHandle; agentTokens: readonly [string, string] },
+): Promise<World> {
+  const local = await LocalCaClient.create();
   const unused = { address: '127.0.0.1:1', rootCertPem: '', tokenFile: '/nonexistent' } as never;
   const agents: AgentHandle[] = [];
   for (const nodeName of ['node-1', 'node-2']) {
@@ -53,7 +72,7 @@ async function components(t: Teardowns, name: string, configSource: string, chan
       trustDomain: TRUST_DOMAIN,
       configSource,
       ca: unused,
-      caClient: ca,
+      caClient: local,
       certTtlSeconds: 3600,
       adminListen: LOOPBACK,
       metricsListen: null,
@@ -73,7 +92,7 @@ async function components(t: Teardowns, name: string, configSource: string, chan
     trustDomain: TRUST_DOMAIN,
     configSource,
     ca: unused,
-    caClient: ca,
+    caClient: local,
     certTtlSeconds: 3600,
     hboneListen: LOOPBACK,
     adminListen: LOOPBACK,
@@ -82,7 +101,63 @@ async function components(t: Teardowns, name: string, configSource: string, chan
     otlpEndpoint: undefined,
   });
   t.teardown(() => waypoint.close());
-  return { name, agents, waypoint, change };
+  return { name, agents, waypoint, change, ca: ca.handle, agentTokens: ca.agentTokens };
+}
+
+function caOptions(t: Teardowns) {
+  const stateDir = mkdtempSync(join(tmpdir(), 'weft-parity-ca-'));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  return {
+    stateDir,
+    trustDomain: TRUST_DOMAIN,
+    grpcListen: LOOPBACK,
+    httpListen: null,
+    defaultTtlSeconds: DEFAULT_WORKLOAD_TTL_S,
+    maxTtlSeconds: MAX_WORKLOAD_TTL_S,
+    servingDnsNames: ['localhost'],
+    servingIps: ['127.0.0.1'],
+  };
+}
+
+/** The CA as `weft ca serve --config file:DIR` runs it: bootstrap tokens, the config store as placement. */
+async function fileCa(t: Teardowns, configSource: string) {
+  const options = caOptions(t);
+  const store = new Store();
+  const source = createConfigSource(configSource);
+  await source.start(store);
+  t.teardown(() => source.stop());
+  const file = join(options.stateDir, NODE_TOKENS_FILE);
+  const agentTokens = [createNodeToken(file, 'node-1'), createNodeToken(file, 'node-2')] as const;
+  const handle = await startCa({ ...options, placement: store });
+  t.teardown(() => handle.close());
+  return { handle, agentTokens };
+}
+
+/** The CA as `weft ca serve --auth kubernetes` runs it; the agents' pods hold projected tokens. */
+async function apiCa(t: Teardowns, server: KubeApiServer, kubeconfigPath: string) {
+  const agent = (node: string): string => {
+    const name = `weft-agent-${node}`;
+    const token = jwt(`weft-system/${name}`);
+    server.addToken(token, {
+      username: 'system:serviceaccount:weft-system:weft-agent',
+      audiences: ['istio-ca'],
+      extra: {
+        'authentication.kubernetes.io/pod-name': [name],
+        'authentication.kubernetes.io/pod-uid': [server.get('Pod', 'weft-system', name)?.metadata.uid ?? ''],
+      },
+    });
+    return token;
+  };
+  const agentTokens = [agent('node-1'), agent('node-2')] as const;
+  const handle = await startCa({
+    ...caOptions(t),
+    kubernetes: {
+      kubeconfigPath,
+      tokenReview: { audience: 'istio-ca', trustedNodeAccounts: ['weft-system/weft-agent'] },
+    },
+  });
+  t.teardown(() => handle.close());
+  return { handle, agentTokens };
 }
 
 async function fileWorld(t: Teardowns): Promise<World> {
@@ -97,19 +172,27 @@ async function fileWorld(t: Teardowns): Promise<World> {
       JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
     );
   write();
-  return components(t, 'file', `file:${manifests}`, async (changed, deleted) => {
-    const gone = new Set([...changed, ...deleted].map(id));
-    objects = [...objects.filter((o) => !gone.has(id(o))), ...changed];
-    write();
-  });
+  const configSource = `file:${manifests}`;
+  return components(
+    t,
+    'file',
+    configSource,
+    async (changed, deleted) => {
+      const gone = new Set([...changed, ...deleted].map(id));
+      objects = [...objects.filter((o) => !gone.has(id(o))), ...changed];
+      write();
+    },
+    await fileCa(t, configSource),
+  );
 }
 
 async function apiWorld(t: Teardowns): Promise<{ world: World; server: KubeApiServer }> {
   const server = await startKubeApiServer(t, CLUSTER_TABLE);
+  const kubeconfig = kubeconfigFor(t, server);
   const world = await components(
     t,
     'kubernetes',
-    `kubernetes:${kubeconfigFor(t, server)}`,
+    `kubernetes:${kubeconfig}`,
     async (changed, deleted) => {
       for (const object of deleted)
         server.delete(object.kind, object.metadata.namespace ?? '', object.metadata.name);
@@ -119,6 +202,7 @@ async function apiWorld(t: Teardowns): Promise<{ world: World; server: KubeApiSe
         else server.update(object);
       }
     },
+    await apiCa(t, server, kubeconfig),
   );
   return { world, server };
 }
@@ -144,6 +228,14 @@ async function configDump(address: { host: string; port: number }): Promise<Reco
     );
   return rest;
 }
+
+const CA_REQUESTS = [
+  'spiffe://cluster.local/ns/shop/sa/web',
+  'spiffe://cluster.local/ns/shop/sa/client',
+  'spiffe://cluster.local/ns/data/sa/db',
+  'spiffe://cluster.local/ns/shop/sa/waypoint',
+  'spiffe://other.example/ns/shop/sa/web',
+];
 
 const DESTINATIONS = [
   { ip: '10.96.0.10', port: 80 }, // shop/web: bound to the waypoint
@@ -184,7 +276,19 @@ async function observe(world: World) {
       ? `${selection.route.namespace}/${selection.route.name} rule ${selection.rule.index}`
       : selection.kind;
   });
+  const grants: string[] = [];
+  for (const [node, token] of world.agentTokens.entries())
+    for (const identity of CA_REQUESTS) {
+      const csr = (await opensslCsr({ extensions: [spiffeSanExt(identity)] })).csrPem;
+      const answer = await rawCreateCertificate(world.ca.grpcAddress, world.ca.authority.rootsPem, {
+        token,
+        identity,
+        csr,
+      });
+      grants.push(`node-${node + 1} ${identity.replace('spiffe://', '')}: ${grpc.status[answer.code]}`);
+    }
   return {
+    grants,
     identities: world.agents.map((agent, i) =>
       [...identitiesForNode(agent.store, `node-${i + 1}`, TRUST_DOMAIN)].sort(),
     ),
@@ -229,6 +333,21 @@ t.test(
     ]);
     t.match(before.verdicts, [{ allowed: true }, { allowed: false }, { allowed: false }]);
     t.same(before.routes, ['shop/web rule 0', 'shop/web rule 1', 'not-found']);
+    t.same(
+      before.grants,
+      [
+        'cluster.local/ns/shop/sa/web: OK',
+        'cluster.local/ns/shop/sa/client: OK',
+        'cluster.local/ns/data/sa/db: PERMISSION_DENIED',
+        'cluster.local/ns/shop/sa/waypoint: PERMISSION_DENIED',
+        'other.example/ns/shop/sa/web: PERMISSION_DENIED',
+        'cluster.local/ns/shop/sa/web: OK',
+        'cluster.local/ns/shop/sa/client: PERMISSION_DENIED',
+        'cluster.local/ns/data/sa/db: OK',
+        'cluster.local/ns/shop/sa/waypoint: OK',
+        'other.example/ns/shop/sa/web: PERMISSION_DENIED',
+      ].map((line, i) => `node-${i < 5 ? 1 : 2} ${line}`),
+    );
     t.match(before.waypointDump, { rejectedConfig: [/bad-action/] });
 
     // The same changes, while the API side loses its watches, its history and then itself.
@@ -278,6 +397,8 @@ t.test(
       'spiffe://cluster.local/ns/shop/sa/web',
     ]);
     t.same(after.identities[1], ['spiffe://cluster.local/ns/data/sa/db'], 'web-1 left node-2');
+    t.match(after.grants, [/web: OK$/, /client: OK$/], 'node-1 may still ask for web (web-2 moved there)');
+    t.match(after.grants.slice(5), [/web: PERMISSION_DENIED$/], 'node-2 no longer may');
     t.match(
       after.verdicts,
       [{ allowed: false }, { allowed: true }, { allowed: false }],

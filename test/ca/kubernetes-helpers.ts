@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubeApiServer, KubeObject } from '../helpers/kube-api-server.js';
+import { kubeconfigText, type KubeApiServer, type KubeObject } from '../helpers/kube-api-server.js';
 
 /** Bounds every wait in these tests: a missing event fails the test instead of hanging it. */
 export const WAIT_MS = 10_000;
@@ -22,18 +22,7 @@ export function kubeconfigAt(t: Teardowns, url: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'weft-kubeconfig-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'kubeconfig');
-  writeFileSync(
-    path,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      `clusters: [{ name: c, cluster: { server: "${url}", insecure-skip-tls-verify: true } }]`,
-      'users: [{ name: u, user: {} }]',
-      'contexts: [{ name: c, context: { cluster: c, user: u } }]',
-      'current-context: c',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(path, kubeconfigText(url));
   return path;
 }
 

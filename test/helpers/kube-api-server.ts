@@ -195,26 +195,11 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
   }
 
   /**
-   * Writes a kubeconfig pointing here, as `kubectl` would read it, and returns its path. The client
-   * refuses plain http unless TLS verification is off, hence `insecure-skip-tls-verify`.
+   * Writes a kubeconfig pointing here (`kubeconfigText`) into `dir` and returns its path.
    */
   writeKubeconfig(dir: string): string {
     const path = join(dir, 'kubeconfig');
-    writeFileSync(
-      path,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters:',
-        `  - { name: double, cluster: { server: "${this.url}", insecure-skip-tls-verify: true } }`,
-        'users:',
-        '  - { name: test, user: {} }',
-        'contexts:',
-        '  - { name: double, context: { cluster: double, user: test } }',
-        'current-context: double',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(path, kubeconfigText(this.url));
     return path;
   }
 
@@ -800,4 +785,20 @@ export function kubeconfigFor(t: Teardowns, server: KubeApiServer): string {
   const dir = mkdtempSync(join(tmpdir(), 'weft-kubeconfig-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return server.writeKubeconfig(dir);
+}
+
+/**
+ * A kubeconfig for the API server at `url`. The client refuses plain http unless TLS verification is
+ * off, hence `insecure-skip-tls-verify`.
+ */
+export function kubeconfigText(url: string): string {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    `clusters: [{ name: double, cluster: { server: "${url}", insecure-skip-tls-verify: true } }]`,
+    'users: [{ name: test, user: {} }]',
+    'contexts: [{ name: double, context: { cluster: double, user: test } }]',
+    'current-context: double',
+    '',
+  ].join('\n');
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import type { Test } from 'tap';
 import {
   createCaStub,
   type CertificateRequest,
@@ -60,6 +61,32 @@ export interface RawResult {
   readonly code: grpc.status;
   readonly details: string;
   readonly chain: string[];
+}
+
+/** A call the CA must refuse, with the gRPC status and a pattern of the reason it must give. */
+export interface RefusalCase {
+  readonly name: string;
+  readonly call: RawCall;
+  readonly code: grpc.status;
+  readonly details: RegExp;
+}
+
+/** Makes each call and checks it was refused as the case says, with nothing issued. */
+export async function expectRefusals(
+  t: Test,
+  cases: readonly RefusalCase[],
+  call: (c: RawCall) => Promise<RawResult>,
+): Promise<void> {
+  for (const c of cases) {
+    const res = await call(c.call);
+    t.equal(
+      res.code,
+      c.code,
+      `${c.name}: ${grpc.status[c.code]} (got ${grpc.status[res.code]}: ${res.details})`,
+    );
+    t.match(res.details, c.details, `${c.name}: reason`);
+    t.same(res.chain, [], `${c.name}: nothing issued`);
+  }
 }
 
 /** One CreateCertificate call with exactly the token, identity, CSR and TTL given. */

@@ -1,15 +1,16 @@
-// Which config changes can alter what the agent decides for its own node's pods. Every pod, Service
-// and EndpointSlice in the cluster reaches every agent (destinations are found anywhere), so in a large
-// cluster most batches concern other nodes; re-authorizing every live connection on each of them would
-// cost CPU in proportion to cluster churn times local connections. Only policy, namespace and local-pod
-// changes can change an inbound verdict here.
+// Which config changes can alter what the agent keeps for its own node's pods: their certificates,
+// enrolment and capture, their HBONE servers, and the verdicts on their live connections. Every pod,
+// Service and EndpointSlice in the cluster reaches every agent (destinations are found anywhere, and
+// looked up per connection), so in a large cluster most batches concern other nodes; redoing the
+// per-node work on each would cost CPU in proportion to cluster churn. Only policy, namespace and
+// local-pod changes matter here.
 import type { AppliedChange, ConfigStore } from '../core/store.js';
 import { keyString, type ObjectKey } from '../core/model/index.js';
 
 export class LocalChanges {
   readonly #store: ConfigStore;
   readonly #nodeName: string;
-  /** keyString of the pods on this node as of the last `affectsVerdicts`: a deleted key is looked up here. */
+  /** keyString of the pods on this node as of the last call: a deleted key is looked up here. */
   #localPods = new Set<string>();
 
   constructor(store: ConfigStore, nodeName: string) {
@@ -18,10 +19,10 @@ export class LocalChanges {
   }
 
   /**
-   * True when `change` may change an inbound verdict on this node (or when there is no change to look
-   * at: the first load). Also refreshes which pods are local.
+   * True when `change` may change what this node's agent keeps for its pods (or when there is no change
+   * to look at: the first load). Also refreshes which pods are local.
    */
-  affectsVerdicts(change: AppliedChange | undefined): boolean {
+  affectsThisNode(change: AppliedChange | undefined): boolean {
     const before = this.#localPods;
     this.#localPods = new Set(
       [...this.#store.workloadsOnNode(this.#nodeName)].map((w) =>

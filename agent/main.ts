@@ -6,7 +6,6 @@ import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
 import { formatHostPort, type HostPort } from '../core/address.js';
 import { ConfigStore, type AppliedChange } from '../core/store.js';
-import type { ConfigKind } from '../core/model/index.js';
 import { createConfigSource } from '../core/sources/index.js';
 import { formatRejection } from '../core/convert/index.js';
 import { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
@@ -21,6 +20,7 @@ import {
 } from '../core/http-endpoints.js';
 import { LocalWorkloads } from './workloads.js';
 import { LocalChanges } from './local-changes.js';
+import { AGENT_KINDS } from './kinds.js';
 import { PolicyAuthorizer } from './authorizer.js';
 import { ConnectionRegistry } from './connections.js';
 import { DEFAULT_AGENT_PORTS, HboneInbound } from './inbound.js';
@@ -87,17 +87,6 @@ function registerCaptureMetrics(registry: Registry, capture: Capture): void {
     },
   });
 }
-
-/** What the agent reads from the API server. */
-const AGENT_KINDS: readonly ConfigKind[] = [
-  'Namespace',
-  'Pod',
-  'Service',
-  'EndpointSlice',
-  'Gateway',
-  'AuthorizationPolicy',
-  'PeerAuthentication',
-];
 
 export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const log = componentLogger('agent');
@@ -176,8 +165,10 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   // connections that policy now denies.
   const localChanges = new LocalChanges(store, options.nodeName);
   const onApplied = (_version?: number, change?: AppliedChange): void => {
+    // Everything below reads only this node's pods, their namespaces and policies.
+    if (!localChanges.affectsThisNode(change)) return;
     certificates.setWanted(identitiesForNode(store, options.nodeName, options.trustDomain));
-    if (localChanges.affectsVerdicts(change)) connections.recheck();
+    connections.recheck();
     inbound.prune();
     void capture?.attachInterfaces();
     enrolment?.sync();

@@ -1,4 +1,4 @@
-// `weft bench ca|compare|capture|agree|load|tcp|hold|serve`
+// `weft bench ca|compare|capture|agree|load|tcp|hold|serve|kube-scale`
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCaBench } from '../bench/ca-signing.js';
@@ -9,6 +9,7 @@ import { durationMsFlag, parseFlags, UsageError } from './flags.js';
 import { benchHold, benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-load.js';
 import { AGREE_USAGE, benchAgree } from './bench-agree.js';
 import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
+import { formatKubeScale, KUBE_SCALE_DEFAULTS, runKubeScale } from '../bench/kube-scale.js';
 
 export const BENCH_USAGE = `weft bench ca [--requests 2000] [--concurrency 8] [--warmup 200] [--json]   CA signing rate and latency
 weft bench compare [--duration 30s] [--warmup 5s] [--idle-connections 10000] [--quick] [--out DIR] [--json]
@@ -17,7 +18,13 @@ weft bench compare [--duration 30s] [--warmup 5s] [--idle-connections 10000] [--
 weft bench capture [--duration 10s] [--warmup 2s] [--json]   direct vs captured passthrough vs mesh in a
                weft lab: the cost of transparent capture alone (root)
 ${LOAD_USAGE}
-${AGREE_USAGE}`;
+${AGREE_USAGE}
+weft bench kube-scale [--pods 100000] [--services 10000] [--churn-seconds 60] [--rate 100]
+               [--sample-seconds 5] [--namespaces N] [--nodes N] [--seed 1] [--no-reference]
+               [--consumer-heap-mib MiB] [--heap-snapshot FILE] [--out DIR] [--json]
+               the agent's config path from the API server double at cluster scale: sync, churn at
+               --rate writes/s, relist, against the same set through file: (and a 100x smaller
+               cluster for CPU per write); writes DIR/kube-scale.json (default bench/results)`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -28,6 +35,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (sub === 'compare') return benchCompare(rest);
   if (sub === 'agree') return benchAgree(rest);
   if (sub === 'capture') return benchCapture(rest);
+  if (sub === 'kube-scale') return benchKubeScale(rest);
   if (sub !== 'ca') throw new UsageError(BENCH_USAGE);
   const f = parseFlags(rest, {
     requests: { type: 'string' },
@@ -110,4 +118,47 @@ async function benchCompare(argv: string[]): Promise<number> {
   );
   const failed = report.scenarios.flatMap((s) => s.runs.filter((r) => r.error !== undefined));
   return failed.length === 0 ? 0 : 1;
+}
+
+async function benchKubeScale(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    pods: { type: 'string' },
+    services: { type: 'string' },
+    namespaces: { type: 'string' },
+    nodes: { type: 'string' },
+    seed: { type: 'string' },
+    'churn-seconds': { type: 'string' },
+    rate: { type: 'string' },
+    'sample-seconds': { type: 'string' },
+    'no-reference': { type: 'boolean' },
+    'consumer-heap-mib': { type: 'string' },
+    'heap-snapshot': { type: 'string' },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const pods = intFlag(f, 'pods', KUBE_SCALE_DEFAULTS.pods, 1_000_000);
+  const services = intFlag(f, 'services', KUBE_SCALE_DEFAULTS.services, pods);
+  const optionalInt = (name: string, max: number): number | undefined =>
+    f[name] === undefined ? undefined : intFlag(f, name, 1, max);
+  const outDir = resolve(typeof f.out === 'string' ? f.out : 'bench/results');
+  mkdirSync(outDir, { recursive: true });
+  const report = await runKubeScale({
+    pods,
+    services,
+    namespaces: optionalInt('namespaces', services),
+    nodes: optionalInt('nodes', pods),
+    seed: intFlag(f, 'seed', KUBE_SCALE_DEFAULTS.seed, 2 ** 31),
+    churnSeconds: intFlag(f, 'churn-seconds', KUBE_SCALE_DEFAULTS.churnSeconds, 3600),
+    rate: intFlag(f, 'rate', KUBE_SCALE_DEFAULTS.rate, 10_000),
+    sampleSeconds: intFlag(f, 'sample-seconds', KUBE_SCALE_DEFAULTS.sampleSeconds, 3600),
+    reference: f['no-reference'] !== true,
+    consumerHeapMiB: optionalInt('consumer-heap-mib', 65_536),
+    heapSnapshot: typeof f['heap-snapshot'] === 'string' ? resolve(f['heap-snapshot']) : undefined,
+    command: ['weft', 'bench', 'kube-scale', ...argv].join(' '),
+    out: (line) => process.stderr.write(`${line}\n`),
+  });
+  writeFileSync(join(outDir, 'kube-scale.json'), `${JSON.stringify(report, null, 2)}\n`);
+  process.stderr.write(`report: ${join(outDir, 'kube-scale.json')}\n`);
+  process.stdout.write(f.json === true ? `${JSON.stringify(report)}\n` : `${formatKubeScale(report)}\n`);
+  return 0;
 }

@@ -18,10 +18,10 @@ t.test('only policy, namespace and local-pod changes can change a verdict on thi
   const valid = CLUSTER_TABLE.filter((o) => o.metadata.name !== 'bad-action');
   store.apply({ upserts: valid.map(record), deletes: [], rejections: [] });
   const changes = new LocalChanges(store, 'node-1');
-  t.ok(changes.affectsVerdicts(undefined), 'the first load counts');
+  t.ok(changes.affectsThisNode(undefined), 'the first load counts');
 
   let last: boolean | undefined;
-  store.on('applied', (_v, change) => (last = changes.affectsVerdicts(change)));
+  store.on('applied', (_v, change) => (last = changes.affectsThisNode(change)));
   const key = (kind: ObjectKey['kind'], namespace: string, name: string): ObjectKey => ({
     kind,
     namespace,

@@ -10,7 +10,7 @@ import { keyString, type ObjectKey } from '../core/model/index.js';
 export class LocalChanges {
   readonly #store: ConfigStore;
   readonly #nodeName: string;
-  /** keyString of the pods on this node as of the last call: a deleted key is looked up here. */
+  /** keyString of the pods on this node, kept current from each change: a deleted key is looked up here. */
   #localPods = new Set<string>();
 
   constructor(store: ConfigStore, nodeName: string) {
@@ -20,31 +20,41 @@ export class LocalChanges {
 
   /**
    * True when `change` may change what this node's agent keeps for its pods (or when there is no change
-   * to look at: the first load). Also refreshes which pods are local.
+   * to look at: the first load, which reads the node's pods afresh). Costs O(size of the change).
    */
   affectsThisNode(change: AppliedChange | undefined): boolean {
-    const before = this.#localPods;
-    this.#localPods = new Set(
-      [...this.#store.workloadsOnNode(this.#nodeName)].map((w) =>
-        keyString({ kind: 'Pod', namespace: w.namespace, name: w.name }),
-      ),
-    );
-    if (change === undefined) return true;
-    const local = (key: ObjectKey): boolean => {
-      const id = keyString(key);
-      return before.has(id) || this.#localPods.has(id);
-    };
-    return [...change.upserted, ...change.deleted].some((key) => {
-      switch (key.kind) {
-        case 'AuthorizationPolicy':
-        case 'PeerAuthentication':
-        case 'Namespace':
-          return true;
-        case 'Pod':
-          return local(key);
-        default:
-          return false;
+    if (change === undefined) {
+      this.#localPods = new Set(
+        [...this.#store.workloadsOnNode(this.#nodeName)].map((w) =>
+          keyString({ kind: 'Pod', namespace: w.namespace, name: w.name }),
+        ),
+      );
+      return true;
+    }
+    let affects = false;
+    // In the store's order: deletes, then upserts (a key may be in both).
+    for (const key of change.deleted) affects = this.#touches(key, false) || affects;
+    for (const key of change.upserted) affects = this.#touches(key, true) || affects;
+    return affects;
+  }
+
+  /** Whether one changed object concerns this node; keeps the local pod set current. */
+  #touches(key: ObjectKey, upserted: boolean): boolean {
+    switch (key.kind) {
+      case 'AuthorizationPolicy':
+      case 'PeerAuthentication':
+      case 'Namespace':
+        return true;
+      case 'Pod': {
+        const id = keyString(key);
+        const was = this.#localPods.has(id);
+        const is = upserted && this.#store.workload(key.namespace, key.name)?.nodeName === this.#nodeName;
+        if (is) this.#localPods.add(id);
+        else this.#localPods.delete(id);
+        return was || is;
       }
-    });
+      default:
+        return false;
+    }
   }
 }

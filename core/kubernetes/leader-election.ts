@@ -18,7 +18,6 @@
 //   `stop()` when it ends a leadership.
 import { EventEmitter } from 'node:events';
 import {
-  ApiException,
   CoordinationV1Api,
   V1MicroTime,
   type KubeConfig,
@@ -27,7 +26,7 @@ import {
 } from '@kubernetes/client-node';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { WeftError, errorMessage } from '../errors.js';
-import { withSignal } from './api-call.js';
+import { apiStatusCode, withSignal } from './api-call.js';
 import { componentLogger } from '../log.js';
 
 /** client-go's defaults (leaderelection.LeaderElectionConfig, as kube-controller-manager uses them). */
@@ -219,7 +218,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     try {
       lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#namespace }, options);
     } catch (err) {
-      if (!(err instanceof ApiException) || err.code !== 404) throw err;
+      if (apiStatusCode(err) !== 404) throw err;
       const spec = this.#spec(now, undefined);
       try {
         const created = await this.#api.createNamespacedLease(
@@ -232,7 +231,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
         this.#observe(created, now);
         return 'acquired';
       } catch (createErr) {
-        if (createErr instanceof ApiException && createErr.code === 409) return 'conflict';
+        if (apiStatusCode(createErr) === 409) return 'conflict';
         throw createErr;
       }
     }
@@ -255,7 +254,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       this.#observe(replaced, now);
       return 'acquired';
     } catch (err) {
-      if (err instanceof ApiException && err.code === 409) return 'conflict';
+      if (apiStatusCode(err) === 409) return 'conflict';
       throw err;
     }
   }
@@ -287,7 +286,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     try {
       lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#namespace }, options);
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return false;
+      if (apiStatusCode(err) === 404) return false;
       throw err;
     }
     if (lease.spec?.holderIdentity !== this.#identity) return false;

@@ -48,5 +48,11 @@ t.test('only policy, namespace and local-pod changes can change a verdict on thi
   t.equal(last, true, 'a pod of this node deleted');
   store.apply({ upserts: [], deletes: [key('Pod', 'data', 'db-0')], rejections: [] });
   t.equal(last, false, "another node's pod deleted");
+  const web0 = CLUSTER_TABLE.find((o) => o.metadata.name === 'web-0')!;
+  const moved = { ...web0, spec: { ...(web0.spec as object), nodeName: 'node-2' } };
+  store.apply({ upserts: [record(moved)], deletes: [], rejections: [] });
+  t.equal(last, true, 'a pod that left this node');
+  store.apply({ upserts: [record(moved)], deletes: [], rejections: [] });
+  t.equal(last, false, 'and once gone, its changes are elsewhere');
   t.end();
 });

@@ -477,11 +477,13 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
       snapshot = found;
       offset = Number(from) || 0;
     } else {
-      const items: KubeObject[] = [];
-      for (const object of this.#objects.values())
-        if (matches({ resource, namespace: route.namespace, selector }, resource, object)) items.push(object);
-      items.sort((a, b) => (objectId(a) < objectId(b) ? -1 : 1));
-      snapshot = { resourceVersion: this.#resourceVersion, items };
+      // The map's keys are the objects' ids: sorted once, not rebuilt per comparison.
+      const matching: [string, KubeObject][] = [];
+      for (const entry of this.#objects)
+        if (matches({ resource, namespace: route.namespace, selector }, resource, entry[1]))
+          matching.push(entry);
+      matching.sort(([a], [b]) => (a < b ? -1 : 1));
+      snapshot = { resourceVersion: this.#resourceVersion, items: matching.map(([, object]) => object) };
     }
     const end = limit > 0 ? Math.min(offset + limit, snapshot.items.length) : snapshot.items.length;
     const page = snapshot.items

@@ -172,28 +172,42 @@ export function jwt(name: string): string {
   return `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(name).toString('base64url')}.c2ln`;
 }
 
+interface TokenOptions {
+  readonly audiences?: readonly string[];
+  readonly expiresAt?: number;
+  /** false: a token bound to no pod (a legacy secret token). */
+  readonly bound?: boolean;
+}
+
 /**
- * Creates `spec`'s pod and registers a projected service-account token bound to it, as the kubelet mounts
- * one (audience istio-ca unless told otherwise). Returns the token.
+ * Registers a projected service-account token bound to the existing pod NAMESPACE/NAME, as the kubelet
+ * mounts one (audience istio-ca unless told otherwise). Returns the token.
  */
-export function podWithToken(
+export function tokenForPod(
   server: KubeApiServer,
-  spec: PodSpec,
-  options: { audiences?: readonly string[]; expiresAt?: number; bound?: boolean } = {},
+  namespace: string,
+  name: string,
+  serviceAccount: string,
+  options: TokenOptions = {},
 ): string {
-  const created = server.create(pod(spec));
-  const token = jwt(`${spec.namespace}/${spec.name}`);
+  const token = jwt(`${namespace}/${name}`);
   server.addToken(token, {
-    username: `system:serviceaccount:${spec.namespace}:${spec.serviceAccount}`,
+    username: `system:serviceaccount:${namespace}:${serviceAccount}`,
     audiences: options.audiences ?? ['istio-ca'],
     expiresAt: options.expiresAt,
     extra:
       options.bound === false
         ? {}
         : {
-            'authentication.kubernetes.io/pod-name': [spec.name],
-            'authentication.kubernetes.io/pod-uid': [created.metadata.uid ?? ''],
+            'authentication.kubernetes.io/pod-name': [name],
+            'authentication.kubernetes.io/pod-uid': [server.get('Pod', namespace, name)?.metadata.uid ?? ''],
           },
   });
   return token;
+}
+
+/** Creates `spec`'s pod and a token bound to it (`tokenForPod`). */
+export function podWithToken(server: KubeApiServer, spec: PodSpec, options: TokenOptions = {}): string {
+  server.create(pod(spec));
+  return tokenForPod(server, spec.namespace, spec.name, spec.serviceAccount, options);
 }

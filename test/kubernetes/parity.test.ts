@@ -26,7 +26,7 @@ import { ConfigStore as Store } from '../../core/store.js';
 import { createConfigSource } from '../../core/sources/index.js';
 import { opensslCsr, spiffeSanExt } from '../helpers/openssl.js';
 import { rawCreateCertificate } from '../helpers/ca.js';
-import { jwt } from '../ca/kubernetes-helpers.js';
+import { tokenForPod } from '../ca/kubernetes-helpers.js';
 import { LocalCaClient } from '../helpers/local-ca-client.js';
 import { CLUSTER_TABLE } from '../helpers/cluster-table.js';
 import {
@@ -135,19 +135,8 @@ async function fileCa(t: Teardowns, configSource: string) {
 
 /** The CA as `weft ca serve --auth kubernetes` runs it; the agents' pods hold projected tokens. */
 async function apiCa(t: Teardowns, server: KubeApiServer, kubeconfigPath: string) {
-  const agent = (node: string): string => {
-    const name = `weft-agent-${node}`;
-    const token = jwt(`weft-system/${name}`);
-    server.addToken(token, {
-      username: 'system:serviceaccount:weft-system:weft-agent',
-      audiences: ['istio-ca'],
-      extra: {
-        'authentication.kubernetes.io/pod-name': [name],
-        'authentication.kubernetes.io/pod-uid': [server.get('Pod', 'weft-system', name)?.metadata.uid ?? ''],
-      },
-    });
-    return token;
-  };
+  const agent = (node: string): string =>
+    tokenForPod(server, 'weft-system', `weft-agent-${node}`, 'weft-agent');
   const agentTokens = [agent('node-1'), agent('node-2')] as const;
   const handle = await startCa({
     ...caOptions(t),

@@ -10,24 +10,15 @@ import { join } from 'node:path';
 import { freePort, spawnWeft, stopChild, waitFor, waitForHttpOk, weftCliPath } from '../../lab/processes.js';
 import { CLUSTER_TABLE } from '../helpers/cluster-table.js';
 import { kubeconfigFor, startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server.js';
-import { jwt } from '../ca/kubernetes-helpers.js';
+import { tokenForPod } from '../ca/kubernetes-helpers.js';
 
 const CLI = weftCliPath();
 const skip = existsSync(CLI) ? false : `no build at ${CLI}: run npm run build`;
 
-/** A projected service-account token for a pod of the table, as the kubelet would mount it. */
+/** A projected service-account token for a pod of the table, written where the kubelet would mount it. */
 function tokenFile(server: KubeApiServer, dir: string, namespace: string, pod: string, sa: string): string {
-  const token = jwt(`${namespace}/${pod}`);
-  server.addToken(token, {
-    username: `system:serviceaccount:${namespace}:${sa}`,
-    audiences: ['istio-ca'],
-    extra: {
-      'authentication.kubernetes.io/pod-name': [pod],
-      'authentication.kubernetes.io/pod-uid': [server.get('Pod', namespace, pod)?.metadata.uid ?? ''],
-    },
-  });
   const path = join(dir, `${pod}.token`);
-  writeFileSync(path, token);
+  writeFileSync(path, tokenForPod(server, namespace, pod, sa));
   return path;
 }
 

@@ -1,6 +1,9 @@
 // One record per proxied connection: labels fixed at open, bytes and verdict added as it goes, written
-// once at close as one access-log line and Istio's TCP metrics (ztunnel's ConnectionResult).
+// once at close as one access-log line and Istio's TCP metrics (ztunnel's ConnectionResult), and as flow
+// events (`open` when established, `close` at the end, denials included) for `weft observe`.
 import type { Logger } from '../core/log.js';
+import type { FlowPath, FlowPeer, FlowService, FlowVerdict } from '../core/flows/event.js';
+import type { FlowRing } from '../core/flows/ring.js';
 import { serviceFqdn, type Service } from '../core/model/service.js';
 import type { Workload } from '../core/model/workload.js';
 import { workloadNames } from '../core/telemetry/workload-names.js';
@@ -22,6 +25,8 @@ export interface ConnectionEnds {
   readonly dstIdentity: string | undefined;
   readonly service: Service | undefined;
   readonly clusterDomain: string;
+  /** How the connection travels (flow events): `direct`, `tunnel`, `waypoint`, or `none` when refused. */
+  readonly path: FlowPath;
 }
 
 function principal(id: string | undefined): string {
@@ -67,10 +72,30 @@ export interface ConnectionDecision {
   readonly reason?: string | undefined;
 }
 
+function flowPeer(addr: string, w: Workload | undefined, identity: string | undefined): FlowPeer {
+  const colon = addr.lastIndexOf(':');
+  const ip = colon < 0 ? addr : addr.slice(0, colon).replace(/^\[|\]$/g, '');
+  const port = colon < 0 ? 0 : Number(addr.slice(colon + 1)) || 0;
+  if (!w) return identity === undefined ? { ip, port } : { ip, port, identity };
+  return {
+    ip,
+    port,
+    namespace: w.namespace,
+    pod: w.name,
+    workload: workloadNames(w).workload,
+    ...(identity === undefined ? {} : { identity }),
+  };
+}
+
+function flowService(svc: Service | undefined, clusterDomain: string): FlowService | undefined {
+  return svc && { namespace: svc.namespace, name: svc.name, host: serviceFqdn(svc, clusterDomain) };
+}
+
 export class ConnectionResult {
   readonly #metrics: TcpMetrics;
   readonly #log: Logger;
   readonly #ends: ConnectionEnds;
+  readonly #flows: FlowRing;
   readonly #startMs = Date.now();
   #flag: ResponseFlag = '-';
   #error: string | undefined = undefined;
@@ -78,10 +103,11 @@ export class ConnectionResult {
   #opened = false;
   #done = false;
 
-  constructor(metrics: TcpMetrics, log: Logger, ends: ConnectionEnds) {
+  constructor(metrics: TcpMetrics, log: Logger, ends: ConnectionEnds, flows: FlowRing) {
     this.#metrics = metrics;
     this.#log = log;
     this.#ends = ends;
+    this.#flows = flows;
   }
 
   /** The connection is established end to end: count it as opened. */
@@ -89,6 +115,34 @@ export class ConnectionResult {
     if (this.#opened) return;
     this.#opened = true;
     this.#metrics.opened.inc(trafficLabels(this.#ends, this.#flag));
+    this.#recordFlow('open', 'ALLOWED', undefined);
+  }
+
+  #recordFlow(
+    type: 'open' | 'close',
+    verdict: FlowVerdict,
+    bytes: readonly [number, number] | undefined,
+  ): void {
+    const e = this.#ends;
+    const d = this.#decision;
+    const now = Date.now();
+    const service = flowService(e.service, e.clusterDomain);
+    this.#flows.record({
+      time: now,
+      type,
+      direction: e.direction,
+      path: e.path,
+      protocol: 'tcp',
+      source: flowPeer(e.srcAddr, e.src, e.srcIdentity),
+      destination: flowPeer(e.dstHboneAddr ?? e.dstAddr, e.dst, e.dstIdentity),
+      ...(service && { service }),
+      verdict,
+      ...(d?.policy !== undefined && { policy: d.policy }),
+      ...(d?.rule !== undefined && { rule: d.rule }),
+      ...((this.#error ?? d?.reason) !== undefined && { reason: this.#error ?? d?.reason }),
+      flags: this.#flag,
+      ...(bytes && { requestBytes: bytes[0], responseBytes: bytes[1], durationMs: now - this.#startMs }),
+    });
   }
 
   decided(decision: ConnectionDecision): void {
@@ -117,6 +171,13 @@ export class ConnectionResult {
     if (this.#flag !== '-') this.#metrics.failed.inc(labels);
     const e = this.#ends;
     const d = this.#decision;
+    const verdict: FlowVerdict =
+      d?.verdict === 'denied'
+        ? 'DENIED'
+        : this.#flag !== '-' || this.#error !== undefined
+          ? 'ERROR'
+          : 'ALLOWED';
+    this.#recordFlow('close', verdict, [requestBytes, responseBytes]);
     const fields = {
       direction: e.direction,
       'src.addr': e.srcAddr,

@@ -12,12 +12,14 @@ import { deliver } from './delivery.js';
 import type { UpstreamDialer } from './socket.js';
 import { LocalWorkloads } from './workloads.js';
 import { unmapIpv4 } from '../core/address.js';
+import type { FlowRing } from '../core/flows/ring.js';
 
 export interface PlaintextInboundInputs {
   readonly local: LocalWorkloads;
   readonly authorizer: InboundAuthorizer;
   readonly connections: ConnectionRegistry;
   readonly metrics: TcpMetrics;
+  readonly flows: FlowRing;
   readonly log: Logger;
   /** Dials the pod; with capture it binds the client's address and marks the socket. */
   readonly dial: UpstreamDialer;
@@ -39,18 +41,24 @@ export class PlaintextInbound {
     const srcIp = unmapIpv4(socket.remoteAddress);
     const srcPort = socket.remotePort ?? 0;
     const dst = local.owning(dstIp);
-    const result = new ConnectionResult(this.#in.metrics, log, {
-      direction: 'inbound',
-      srcAddr: formatHboneAuthority(srcIp, srcPort),
-      src: local.store.workloadByIp(srcIp),
-      srcIdentity: undefined,
-      dstAddr: formatHboneAuthority(dstIp, dstPort),
-      dstHboneAddr: undefined,
-      dst,
-      dstIdentity: dst && local.spiffeIdOf(dst),
-      service: undefined,
-      clusterDomain: local.store.clusterDomain,
-    });
+    const result = new ConnectionResult(
+      this.#in.metrics,
+      log,
+      {
+        direction: 'inbound',
+        srcAddr: formatHboneAuthority(srcIp, srcPort),
+        src: local.store.workloadByIp(srcIp),
+        srcIdentity: undefined,
+        dstAddr: formatHboneAuthority(dstIp, dstPort),
+        dstHboneAddr: undefined,
+        dst,
+        dstIdentity: dst && local.spiffeIdOf(dst),
+        service: undefined,
+        clusterDomain: local.store.clusterDomain,
+        path: 'direct',
+      },
+      this.#in.flows,
+    );
     socket.on('error', () => undefined);
     if (!dst || this.#in.agentPorts.has(dstPort)) {
       result.failed(

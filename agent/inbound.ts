@@ -48,6 +48,8 @@ import { respondIfOpen } from '../core/hbone/respond.js';
 import { claimedSource } from '../core/hbone/claimed-source.js';
 import type { InboundAuthorizer, L4Connection, AuthorizationVerdict } from './authorizer.js';
 import type { ConnectionRegistry } from './connections.js';
+import type { FlowRing } from '../core/flows/ring.js';
+import { GATEWAY_NAME_LABEL } from '../core/waypoints.js';
 
 /** The agent's well-known ports (ztunnel's): a CONNECT to one of them would loop through the agent. */
 export const DEFAULT_AGENT_PORTS: readonly number[] = [15000, 15001, 15006, 15008, 15020, 15021, 15080];
@@ -142,6 +144,7 @@ export interface InboundInputs {
   readonly authorizer: InboundAuthorizer;
   readonly connections: ConnectionRegistry;
   readonly metrics: TcpMetrics;
+  readonly flows: FlowRing;
   readonly log: Logger;
   /** Delivers to the workload, from the original client's address when capture allows it. */
   readonly dial: UpstreamDialer;
@@ -221,18 +224,24 @@ export class HboneInbound {
     const presented = target && this.#in.local.owning(target.ip);
     const srcIp = src.podIps[0] ?? unmapIpv4(socket.remoteAddress);
     const srcId = this.#in.local.spiffeIdOf(src);
-    const result = new ConnectionResult(this.#in.metrics, this.#in.log, {
-      direction: 'inbound',
-      srcAddr: formatHboneAuthority(srcIp, socket.remotePort ?? 0),
-      src,
-      srcIdentity: srcId,
-      dstAddr: authority,
-      dstHboneAddr: authority,
-      dst: presented,
-      dstIdentity: presented && this.#in.local.spiffeIdOf(presented),
-      service: undefined,
-      clusterDomain: this.#in.local.store.clusterDomain,
-    });
+    const result = new ConnectionResult(
+      this.#in.metrics,
+      this.#in.log,
+      {
+        direction: 'inbound',
+        srcAddr: formatHboneAuthority(srcIp, socket.remotePort ?? 0),
+        src,
+        srcIdentity: srcId,
+        dstAddr: authority,
+        dstHboneAddr: authority,
+        dst: presented,
+        dstIdentity: presented && this.#in.local.spiffeIdOf(presented),
+        service: undefined,
+        clusterDomain: this.#in.local.store.clusterDomain,
+        path: 'tunnel',
+      },
+      this.#in.flows,
+    );
     if (!presented) {
       result.failed('CONNECT', `${authority} is not a workload of this node`);
       result.close(0, 0);
@@ -401,18 +410,27 @@ export class HboneInbound {
       headers,
       peer,
     );
-    const result = new ConnectionResult(this.#in.metrics, this.#in.log, {
-      direction: 'inbound',
-      srcAddr: formatHboneAuthority(peer.ip, peer.port),
-      src: this.#in.local.store.workloadByIp(peer.ip),
-      srcIdentity: info.peerId,
-      dstAddr: info.localAddr,
-      dstHboneAddr: typeof headers[':authority'] === 'string' ? headers[':authority'] : undefined,
-      dst: info.workload,
-      dstIdentity: info.workloadId,
-      service: undefined,
-      clusterDomain: this.#in.local.store.clusterDomain,
-    });
+    const src = this.#in.local.store.workloadByIp(peer.ip);
+    const result = new ConnectionResult(
+      this.#in.metrics,
+      this.#in.log,
+      {
+        direction: 'inbound',
+        srcAddr: formatHboneAuthority(peer.ip, peer.port),
+        src,
+        srcIdentity: info.peerId,
+        dstAddr: info.localAddr,
+        dstHboneAddr: typeof headers[':authority'] === 'string' ? headers[':authority'] : undefined,
+        dst: info.workload,
+        dstIdentity: info.workloadId,
+        service: undefined,
+        clusterDomain: this.#in.local.store.clusterDomain,
+        // A waypoint speaks for its clients with its own identity and address (claimedSource believes no
+        // `forwarded` from it), so its pod is the source here.
+        path: src?.labels[GATEWAY_NAME_LABEL] !== undefined ? 'waypoint' : 'tunnel',
+      },
+      this.#in.flows,
+    );
     if (decision.kind === 'refuse') {
       respondIfOpen(stream, decision.status);
       recordRefusal(result, decision);

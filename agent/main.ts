@@ -15,9 +15,12 @@ import { identitiesForNode } from './identity/node-identities.js';
 import {
   createAdminServer,
   createMetricsServer,
+  type AdminInputs,
   createReadinessServer,
   listenHttp,
+  listenHttpUnix,
 } from '../core/http-endpoints.js';
+import { FlowRing } from '../core/flows/ring.js';
 import { LocalWorkloads } from './workloads.js';
 import { LocalChanges } from './local-changes.js';
 import { AGENT_KINDS } from './kinds.js';
@@ -51,6 +54,10 @@ export interface AgentOptions {
   readonly ca: GrpcCaClientOptions;
   readonly certTtlSeconds: number;
   readonly adminListen: HostPort;
+  /** The admin endpoints also on this Unix socket (the lab's: reachable from outside the node's netns). */
+  readonly adminSocket?: string;
+  /** Flow events kept for `/flows` (default DEFAULT_FLOW_RING_CAPACITY). */
+  readonly flowBuffer?: number;
   /** null disables a listener (tests that need only part of the agent). */
   readonly metricsListen: HostPort | null;
   readonly readinessListen: HostPort | null;
@@ -72,6 +79,7 @@ export interface AgentHandle {
   readonly certificates: CertificateManager;
   readonly connections: ConnectionRegistry;
   readonly pool: HboneClientPool;
+  readonly flows: FlowRing;
   close(): Promise<void>;
 }
 
@@ -103,6 +111,10 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   });
   const registry = new Registry();
   const metrics = new TcpMetrics(registry);
+  const flows = new FlowRing({
+    reporter: { kind: 'agent', name: options.nodeName },
+    ...(options.flowBuffer !== undefined && { capacity: options.flowBuffer }),
+  });
   const local = new LocalWorkloads(store, options.nodeName, options.trustDomain);
   const authorizer = new PolicyAuthorizer(store);
   const connections = new ConnectionRegistry(store, authorizer, componentLogger('agent.connections'));
@@ -134,6 +146,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     authorizer,
     connections,
     metrics,
+    flows,
     log: componentLogger('agent.inbound'),
   });
   const outbound = new OutboundProxy({
@@ -143,6 +156,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     certificates,
     pool,
     metrics,
+    flows,
     log: componentLogger('agent.outbound'),
   });
   const socks = new Socks5Server(outbound, componentLogger('agent.socks5'));
@@ -151,6 +165,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     authorizer,
     connections,
     metrics,
+    flows,
     dial,
     agentPorts,
     log: componentLogger('agent.inbound-plaintext'),
@@ -176,7 +191,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   store.on('applied', onApplied);
 
   const servers: Server[] = [];
-  const admin = createAdminServer({
+  const adminInputs: AdminInputs = {
     configDump: () => ({
       node: options.nodeName,
       configVersion: store.version,
@@ -199,9 +214,16 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       capture: capture && { enrolled: enrolment?.snapshot(), counters: capture.stats() },
     }),
     certificates: () => ({ node: options.nodeName, certificates: certificates.status() }),
-  });
+    flows,
+  };
+  const admin = createAdminServer(adminInputs);
   servers.push(admin);
   const adminAddress = await listenHttp(admin, options.adminListen);
+  if (options.adminSocket !== undefined) {
+    const unixAdmin = createAdminServer(adminInputs);
+    servers.push(unixAdmin);
+    await listenHttpUnix(unixAdmin, options.adminSocket);
+  }
   let metricsAddress: HostPort | null = null;
   if (options.metricsListen) {
     const s = createMetricsServer(registry);
@@ -268,6 +290,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     certificates,
     connections,
     pool,
+    flows,
     async close() {
       await source.stop();
       store.off('applied', onApplied);

@@ -37,6 +37,8 @@ import { ConnectionResult } from './connection-result.js';
 import type { SameNodeAnswer } from './inbound.js';
 import { isLoopback, type UpstreamDialer } from './socket.js';
 import { abort, pump } from '../core/copy.js';
+import type { FlowPath } from '../core/flows/event.js';
+import type { FlowRing } from '../core/flows/ring.js';
 
 export interface Destination {
   readonly ip: string;
@@ -46,6 +48,8 @@ export interface Destination {
 export type OutboundPlan =
   | {
       readonly kind: 'hbone';
+      /** Whether the next hop is a waypoint (else the destination pod itself). */
+      readonly viaWaypoint: boolean;
       /** The next hop's HBONE address: the destination pod (or the waypoint pod), port 15008. */
       readonly nextHop: Destination;
       /** The CONNECT authority: pod ip:targetPort, or the original destination when via a waypoint. */
@@ -99,6 +103,7 @@ function viaWaypoint(
   const wp = candidates[pick(candidates.length)]!;
   return {
     kind: 'hbone',
+    viaWaypoint: true,
     nextHop: { ip: wp.podIps[0]!, port: HBONE_PORT },
     authority: formatHboneAuthority(dst.ip, dst.port),
     expectedIdentity: local.spiffeIdOf(wp),
@@ -124,6 +129,7 @@ function toWorkload(
     };
   return {
     kind: 'hbone',
+    viaWaypoint: false,
     nextHop: { ip, port: HBONE_PORT },
     authority: formatHboneAuthority(ip, port),
     expectedIdentity: local.spiffeIdOf(w),
@@ -197,6 +203,7 @@ export interface OutboundInputs {
   readonly certificates: CertificateManager;
   readonly pool: HboneClientPool;
   readonly metrics: TcpMetrics;
+  readonly flows: FlowRing;
   readonly log: Logger;
   /** Passthrough connections: from the pod's own address when capture allows it. */
   readonly dial: UpstreamDialer;
@@ -244,23 +251,29 @@ export class OutboundProxy {
     }
     const plan = planOutbound(local.store, local, dst, this.#in.pick);
     const srcId = local.spiffeIdOf(src);
-    const result = new ConnectionResult(this.#in.metrics, log, {
-      direction: 'outbound',
-      srcAddr: formatHboneAuthority(srcIp, socket.remotePort ?? 0),
-      src,
-      srcIdentity: plan.kind === 'hbone' ? srcId : undefined,
-      dstAddr:
-        plan.kind === 'hbone'
-          ? formatHboneAuthority(plan.nextHop.ip, plan.nextHop.port)
-          : plan.kind === 'passthrough'
-            ? formatHboneAuthority(plan.target.ip, plan.target.port)
-            : formatHboneAuthority(dst.ip, dst.port),
-      dstHboneAddr: plan.kind === 'hbone' ? plan.authority : undefined,
-      dst: plan.kind === 'refuse' ? undefined : plan.dstWorkload,
-      dstIdentity: plan.kind === 'hbone' ? plan.expectedIdentity : undefined,
-      service: plan.kind === 'refuse' ? undefined : plan.service,
-      clusterDomain: local.store.clusterDomain,
-    });
+    const result = new ConnectionResult(
+      this.#in.metrics,
+      log,
+      {
+        direction: 'outbound',
+        srcAddr: formatHboneAuthority(srcIp, socket.remotePort ?? 0),
+        src,
+        srcIdentity: plan.kind === 'hbone' ? srcId : undefined,
+        dstAddr:
+          plan.kind === 'hbone'
+            ? formatHboneAuthority(plan.nextHop.ip, plan.nextHop.port)
+            : plan.kind === 'passthrough'
+              ? formatHboneAuthority(plan.target.ip, plan.target.port)
+              : formatHboneAuthority(dst.ip, dst.port),
+        dstHboneAddr: plan.kind === 'hbone' ? plan.authority : undefined,
+        dst: plan.kind === 'refuse' ? undefined : plan.dstWorkload,
+        dstIdentity: plan.kind === 'hbone' ? plan.expectedIdentity : undefined,
+        service: plan.kind === 'refuse' ? undefined : plan.service,
+        clusterDomain: local.store.clusterDomain,
+        path: flowPathOf(plan),
+      },
+      this.#in.flows,
+    );
     if (plan.kind === 'refuse') {
       result.failed(plan.flag, plan.reason);
       result.close(0, 0);
@@ -381,6 +394,13 @@ export class OutboundProxy {
     result.close(0, 0);
     refuseSocket(socket, ready);
   }
+}
+
+/** The way a plan sends the connection, in flow events' words. */
+export function flowPathOf(plan: OutboundPlan): FlowPath {
+  if (plan.kind === 'refuse') return 'none';
+  if (plan.kind === 'passthrough') return 'direct';
+  return plan.viaWaypoint ? 'waypoint' : 'tunnel';
 }
 
 function refuseSocket(socket: net.Socket, ready: OutboundReady): void {

@@ -17,6 +17,9 @@ import {
   closeWithin,
   CLOSE_DEADLINE_MS,
   durationSecondsFlag,
+  FLOW_FLAGS,
+  FLOW_FLAGS_USAGE,
+  flowFlags,
   hostPortFlag,
   optionalHostPortFlag,
   parseFlags,
@@ -29,7 +32,8 @@ export const AGENT_USAGE = `weft agent run --node NODE --config file:DIR --ca-ro
                [--ca-address HOST:PORT] [--ca-server-name NAME] [--trust-domain TD] [--cert-ttl 24h]
                [--admin 127.0.0.1:15000] [--hbone 0.0.0.0:15008] [--socks5 127.0.0.1:15080]
                [--metrics 0.0.0.0:15020] [--readiness 0.0.0.0:15021]   (any listener: off)
-               [--capture [--bpffs /sys/fs/bpf] [--bpf-pin-dir /sys/fs/bpf/weft/v1]]   (root; eBPF)`;
+               [--capture [--bpffs /sys/fs/bpf] [--bpf-pin-dir /sys/fs/bpf/weft/v1]]   (root; eBPF)
+               ${FLOW_FLAGS_USAGE}`;
 
 async function run(argv: string[]): Promise<void> {
   const f = parseFlags(argv, {
@@ -46,6 +50,7 @@ async function run(argv: string[]): Promise<void> {
     capture: { type: 'boolean' },
     bpffs: { type: 'string' },
     'bpf-pin-dir': { type: 'string' },
+    ...FLOW_FLAGS,
   });
   const agent = await startAgent({
     nodeName: stringFlag(f, 'node'),
@@ -54,6 +59,7 @@ async function run(argv: string[]): Promise<void> {
     ca: caClientFlags(f, `127.0.0.1:${DEFAULT_CA_PORT}`),
     certTtlSeconds: durationSecondsFlag(f, 'cert-ttl', DEFAULT_WORKLOAD_TTL_S),
     adminListen: hostPortFlag(f, 'admin', `127.0.0.1:${DEFAULT_ADMIN_PORT}`),
+    ...flowFlags(f),
     hboneListen: optionalHostPortFlag(f, 'hbone', `0.0.0.0:${HBONE_PORT}`),
     socksListen: optionalHostPortFlag(f, 'socks5', `127.0.0.1:${SOCKS5_PORT}`),
     metricsListen: optionalHostPortFlag(f, 'metrics', `0.0.0.0:${DEFAULT_METRICS_PORT}`),

@@ -132,3 +132,24 @@ export function replicaIdentityFlag(f: Record<string, unknown>): string {
   if (typeof given === 'string' && given !== '') return given;
   return process.env.POD_NAME || hostname();
 }
+
+/** The observability flags the agent and the waypoint share. */
+export const FLOW_FLAGS: FlagSpec = {
+  'admin-socket': { type: 'string' },
+  'flow-buffer': { type: 'string' },
+};
+export const FLOW_FLAGS_USAGE = '[--admin-socket PATH] [--flow-buffer 4096]';
+
+/** `--admin-socket` (a Unix socket for the admin endpoints) and `--flow-buffer` (flow events kept). */
+export function flowFlags(values: Record<string, unknown>): { adminSocket?: string; flowBuffer?: number } {
+  const out: { adminSocket?: string; flowBuffer?: number } = {};
+  if (typeof values['admin-socket'] === 'string') out.adminSocket = values['admin-socket'];
+  const buffer = values['flow-buffer'];
+  if (typeof buffer === 'string') {
+    const n = Number(buffer);
+    if (!Number.isInteger(n) || n < 1 || n > 1_000_000)
+      throw new UsageError(`--flow-buffer: expected a count of events from 1 to 1000000, got ${buffer}`);
+    out.flowBuffer = n;
+  }
+  return out;
+}

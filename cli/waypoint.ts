@@ -79,6 +79,9 @@ import {
   CLOSE_DEADLINE_MS,
   durationMsFlag,
   durationSecondsFlag,
+  FLOW_FLAGS,
+  FLOW_FLAGS_USAGE,
+  flowFlags,
   hostPortFlag,
   optionalHostPortFlag,
   replicaIdentityFlag,
@@ -104,7 +107,7 @@ weft waypoint run --name NAME --namespace NS --node NODE --config file:DIR --ca-
                [--service-account NAME] [--ca-address HOST:PORT] [--ca-server-name NAME] [--trust-domain TD]
                [--cert-ttl 24h] [--hbone 0.0.0.0:${HBONE}] [--admin 127.0.0.1:${ADMIN}]
                [--metrics 0.0.0.0:${METRICS}] [--readiness 0.0.0.0:${READINESS}]   (admin, metrics, readiness: off)
-               [--otlp-endpoint URL] [--route-status [--id REPLICA]]
+               [--otlp-endpoint URL] [--route-status [--id REPLICA]] ${FLOW_FLAGS_USAGE}
                runs the waypoint (what a lab's waypoint pod runs); --route-status (kubernetes config only):
                the leader of the waypoint's replicas writes HTTPRoute status`;
 
@@ -816,6 +819,7 @@ export function waypointRunOptions(argv: string[]): WaypointOptions {
     'otlp-endpoint': { type: 'string' },
     'route-status': { type: 'boolean' },
     id: { type: 'string' },
+    ...FLOW_FLAGS,
   });
   const name = stringFlag(f, 'name');
   const namespace = stringFlag(f, 'namespace');
@@ -840,6 +844,10 @@ export function waypointRunOptions(argv: string[]): WaypointOptions {
     readinessListen: optionalHostPortFlag(f, 'readiness', `0.0.0.0:${WAYPOINT_DEFAULT_PORTS.readiness}`),
     otlpEndpoint: otlpEndpointFlag(f),
     routeStatus: f['route-status'] === true ? { identity: replicaIdentityFlag(f) } : undefined,
+    // The lab and the chart set POD_NAME (the downward API); it names this replica in flow events.
+    ...(process.env.POD_NAME !== undefined &&
+      process.env.POD_NAME !== '' && { podName: process.env.POD_NAME }),
+    ...flowFlags(f),
   };
 }
 

@@ -1,10 +1,13 @@
-// The HTTP endpoints of the agent and the waypoint: admin (127.0.0.1:15000: /config_dump, /certs),
+// The HTTP endpoints of the agent and the waypoint: admin (127.0.0.1:15000: /config_dump, /certs, /flows),
 // Prometheus metrics (:15020/metrics, /stats/prometheus) and health (:15021/healthz/ready, /healthz/live).
 // Read-only; private keys are never shown.
 import { once } from 'node:events';
+import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { HostPort } from './address.js';
 import type { Registry } from 'prom-client';
+import { serveFlows } from './flows/stream.js';
+import type { FlowRing } from './flows/ring.js';
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
@@ -15,21 +18,25 @@ export interface AdminInputs {
   /** Everything `/config_dump` shows; computed per request. */
   readonly configDump: () => unknown;
   readonly certificates: () => unknown;
+  /** The flow events `/flows` streams (core/flows/stream.ts). */
+  readonly flows: FlowRing;
 }
+
+const ADMIN_ENDPOINTS = ['/config_dump', '/certs', '/flows'];
 
 export function createAdminServer(inputs: AdminInputs): Server {
   return createServer((req, res) => {
     if (req.method !== 'GET') return sendJson(res, 405, { error: 'GET only' });
-    switch (req.url) {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    switch (url.pathname) {
       case '/config_dump':
         return sendJson(res, 200, inputs.configDump());
       case '/certs':
         return sendJson(res, 200, inputs.certificates());
+      case '/flows':
+        return serveFlows(inputs.flows, req, res, url.searchParams);
       default:
-        return sendJson(res, 404, {
-          error: `no such endpoint ${req.url ?? ''}`,
-          endpoints: ['/config_dump', '/certs'],
-        });
+        return sendJson(res, 404, { error: `no such endpoint ${url.pathname}`, endpoints: ADMIN_ENDPOINTS });
     }
   });
 }
@@ -74,6 +81,24 @@ export function createReadinessServer(isReady: () => string | true): Server {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   });
+}
+
+const MAX_UNIX_SOCKET_PATH = 107;
+
+/**
+ * Starts `server` on the Unix socket `path` (mode 0600: the admin endpoints are for the node's root), after
+ * removing a socket file a previous process left there. The lab's admin sockets: files are reachable
+ * from any network namespace, a loopback port only from inside its own.
+ */
+export async function listenHttpUnix(server: Server, path: string): Promise<string> {
+  // sun_path holds 108 bytes with its terminating NUL; a longer path would be cut, or refused obscurely.
+  if (Buffer.byteLength(path) > MAX_UNIX_SOCKET_PATH)
+    throw new Error(`admin socket ${path}: longer than ${MAX_UNIX_SOCKET_PATH} bytes, the Unix socket limit`);
+  if (lstatSync(path, { throwIfNoEntry: false })?.isSocket()) rmSync(path);
+  server.listen(path);
+  await once(server, 'listening');
+  chmodSync(path, 0o600);
+  return path;
 }
 
 /** Starts `server` on `addr`; resolves with the bound address (port 0 gives the chosen port). */

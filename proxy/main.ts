@@ -21,7 +21,11 @@ import {
   createMetricsServer,
   createReadinessServer,
   listenHttp,
+  listenHttpUnix,
+  type AdminInputs,
 } from '../core/http-endpoints.js';
+import { FlowRing } from '../core/flows/ring.js';
+import { hostname } from 'node:os';
 import { compileRoutingTable, type RoutingTable } from './routing/index.js';
 import { WaypointPolicyCache } from './authz/index.js';
 import { tcpPolicySource } from './authz/tcp.js';
@@ -66,7 +70,12 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
     !isTerminated(w) && isAmbientEnrolled(store.namespace(w.namespace), w);
 
   const registry = new Registry();
+  const flows = new FlowRing({
+    reporter: { kind: 'waypoint', name: `${options.namespace}/${options.podName ?? hostname()}` },
+    ...(options.flowBuffer !== undefined && { capacity: options.flowBuffer }),
+  });
   const telemetry = new WaypointTelemetry({
+    flows,
     registry,
     waypoint,
     store,
@@ -108,25 +117,23 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
 
   const servers: Server[] = [];
   let ready: string | true = 'configuration not loaded yet';
+  const adminInputs: AdminInputs = {
+    configDump: () => ({
+      waypoint,
+      identity: selfId,
+      configVersion: store.version,
+      routes: routing().statuses,
+      tunnels: { pooledConnections: pool.connectionCount, inboundSessions: hbone?.sessionCount ?? 0 },
+      rejectedConfig: store.allRejections().map(formatRejection),
+    }),
+    certificates: () => ({ waypoint, certificates: certificates.status() }),
+    flows,
+  };
   const adminAddress = options.adminListen
-    ? await listenHttp(
-        push(
-          servers,
-          createAdminServer({
-            configDump: () => ({
-              waypoint,
-              identity: selfId,
-              configVersion: store.version,
-              routes: routing().statuses,
-              tunnels: { pooledConnections: pool.connectionCount, inboundSessions: hbone?.sessionCount ?? 0 },
-              rejectedConfig: store.allRejections().map(formatRejection),
-            }),
-            certificates: () => ({ waypoint, certificates: certificates.status() }),
-          }),
-        ),
-        options.adminListen,
-      )
+    ? await listenHttp(push(servers, createAdminServer(adminInputs)), options.adminListen)
     : null;
+  if (options.adminSocket !== undefined)
+    await listenHttpUnix(push(servers, createAdminServer(adminInputs)), options.adminSocket);
   const metricsAddress = options.metricsListen
     ? await listenHttp(push(servers, createMetricsServer(registry)), options.metricsListen)
     : null;
@@ -180,6 +187,7 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
     metricsAddress,
     readinessAddress,
     store,
+    flows,
     async close() {
       ready = 'shutting down';
       hbone.stopAccepting();

@@ -2,6 +2,7 @@
 import type { HostPort } from '../core/address.js';
 import type { ConfigStore } from '../core/store.js';
 import type { CaClient, GrpcCaClientOptions } from '../core/identity/ca-client.js';
+import type { FlowRing } from '../core/flows/ring.js';
 
 /** Istio's waypoint ports: HBONE in, and the usual admin/metrics/readiness endpoints. */
 export const WAYPOINT_DEFAULT_PORTS = Object.freeze({
@@ -33,6 +34,12 @@ export interface WaypointOptions {
   readonly otlpEndpoint: string | undefined;
   /** Tests may pass their own CA client; by default a GrpcCaClient from `ca`. */
   readonly caClient?: CaClient;
+  /** This replica's pod name, naming it in flow events (default: the host name). */
+  readonly podName?: string;
+  /** The admin endpoints also on this Unix socket (the lab's: reachable from outside the pod's netns). */
+  readonly adminSocket?: string;
+  /** Flow events kept for `/flows` (default DEFAULT_FLOW_RING_CAPACITY). */
+  readonly flowBuffer?: number;
   /**
    * Write HTTPRoute status (Accepted/ResolvedRefs) to the API server: needs a `kubernetes` config
    * source. The waypoint's replicas elect one writer through a Lease; `identity` is this replica's.
@@ -54,6 +61,7 @@ export interface WaypointHandle {
   readonly metricsAddress: HostPort | null;
   readonly readinessAddress: HostPort | null;
   readonly store: ConfigStore;
+  readonly flows: FlowRing;
   /** Stops accepting, lets requests in flight finish (up to the deadline), then closes everything. */
   close(): Promise<void>;
 }

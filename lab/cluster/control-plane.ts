@@ -57,6 +57,9 @@ export function agentArgs(node: LabNodePlan, lab: LabPlan): string[] {
     LAB_BPFFS,
     '--bpf-pin-dir',
     agentPinDir(lab, node),
+    // Flows and config reachable from the root namespace, where `weft observe` runs.
+    '--admin-socket',
+    node.agentAdminSocket,
   ];
 }
 
@@ -95,6 +98,7 @@ export function writeNodeToken(lab: LabPlan, node: LabNodePlan): void {
 }
 
 export function startAgent(lab: LabPlan, node: LabNodePlan): ChildProcess {
+  mkdirSync(lab.adminDir, { recursive: true });
   return spawnWeftInNetns(node.netns, agentArgs(node, lab), node.agentLog);
 }
 

@@ -33,6 +33,8 @@ export const FIRST_POD_OFFSET = 10;
 export const FIRST_FIXED_POD_OFFSET = 2;
 /** 10.96.0.1 is `kubernetes.default` in a real cluster; start further up, as pod IPs do. */
 export const FIRST_SERVICE_OFFSET = 10;
+/** The lab directory's folder of admin sockets. */
+export const ADMIN_DIR = 'admin';
 export const CA_GRPC_PORT = 15012;
 export const CA_HTTP_PORT = 15014;
 
@@ -65,6 +67,8 @@ export interface LabNodePlan {
   /** The agent's bootstrap token for the CA. */
   readonly tokenFile: string;
   readonly agentLog: string;
+  /** The agent's admin endpoints as a Unix socket, reachable from the root namespace (`weft observe`). */
+  readonly agentAdminSocket: string;
 }
 
 export interface LabPlan {
@@ -76,6 +80,8 @@ export interface LabPlan {
   readonly podLogsDir: string;
   readonly caDir: string;
   readonly tokensDir: string;
+  /** Unix sockets of the agents' and waypoints' admin endpoints (`weft observe` reads flows there). */
+  readonly adminDir: string;
   readonly controllerLog: string;
   readonly fabric: { readonly netns: string; readonly bridge: string };
   readonly nodes: readonly LabNodePlan[];
@@ -121,6 +127,7 @@ export function planLab(options: LabOptions): LabPlan {
   const logsDir = join(dir, 'logs');
   const tokensDir = join(dir, 'tokens');
   const caDir = join(dir, 'ca');
+  const adminDir = join(dir, ADMIN_DIR);
   const uplinkCidr = parseIpv4Cidr(`${a}.${b}.0.0/24`)!;
   const nodes = Array.from({ length: options.nodes }, (_, i): LabNodePlan => {
     const index = i + 1;
@@ -137,6 +144,7 @@ export function planLab(options: LabOptions): LabPlan {
       gateway: addressAt(podCidr, 1),
       tokenFile: join(tokensDir, `${name}.token`),
       agentLog: join(logsDir, `agent-${name}.log`),
+      agentAdminSocket: join(adminDir, `agent-${name}.sock`),
     };
   });
   const caNode = nodes[0]!;
@@ -149,6 +157,7 @@ export function planLab(options: LabOptions): LabPlan {
     podLogsDir: join(logsDir, 'pods'),
     caDir,
     tokensDir,
+    adminDir,
     controllerLog: join(logsDir, 'controller.log'),
     fabric: { netns: fabricNetnsName(options.id), bridge: bridgeName(options.id) },
     nodes,

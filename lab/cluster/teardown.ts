@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ip } from '../netns.js';
 import { stopRecorded } from './children.js';
 import { labNetnsPrefix } from './names.js';
-import { STATE_FILE } from './plan.js';
+import { ADMIN_DIR, STATE_FILE } from './plan.js';
 import { isRunning, readLabState, recordProcess, type LabState, type ProcessRecord } from './state.js';
 import { listNetns, netnsPids } from './topology.js';
 
@@ -18,7 +18,7 @@ const CONTROLLER_STOP_TIMEOUT_MS = 30_000;
 const POLL_MS = 100;
 const BPF_FS = '/sys/fs/bpf/';
 /** What a lab creates in its directory; `down` removes these and then the directory if it is empty. */
-const LAB_FILES = [STATE_FILE, 'manifests', 'logs', 'ca', 'tokens'];
+const LAB_FILES = [STATE_FILE, 'manifests', 'logs', 'ca', 'tokens', ADMIN_DIR];
 
 export interface SweepTarget {
   readonly id: string;

@@ -101,6 +101,8 @@ export interface WaypointRunTarget {
   readonly caServerName: string | undefined;
   readonly caRoot: string;
   readonly tokenFile: string;
+  /** `--admin-socket`: the lab's, so `weft observe` reaches the pod's admin endpoints. */
+  readonly adminSocket?: string;
 }
 
 /** `weft waypoint run …` (without `weft`). */
@@ -123,7 +125,13 @@ export function waypointRunArgs(spec: WaypointSpec, target: WaypointRunTarget): 
     target.caRoot,
     '--token-file',
     target.tokenFile,
+    ...(target.adminSocket === undefined ? [] : ['--admin-socket', target.adminSocket]),
   ];
+}
+
+/** A waypoint pod's admin socket in the lab's admin folder (`weft observe` finds them by this form). */
+export function waypointAdminSocketName(namespace: string, pod: string): string {
+  return `waypoint-${namespace}.${pod}.sock`;
 }
 
 /** The pod's own node, as its command line says it: expanded by the lab from the pod's environment. */
@@ -143,6 +151,7 @@ export function labWaypointRunTarget(plan: LabPlan): WaypointRunTarget {
     caServerName: CA_SERVER_NAME,
     caRoot: escapeVars(plan.ca.rootCertFile),
     tokenFile: join(escapeVars(plan.tokensDir), `${NODE_NAME_REF}.token`),
+    adminSocket: join(escapeVars(plan.adminDir), waypointAdminSocketName('$(POD_NAMESPACE)', '$(POD_NAME)')),
   };
 }
 

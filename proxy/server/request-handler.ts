@@ -23,6 +23,7 @@ import {
   evaluateRequest,
   type NamespacedName,
   type WaypointPolicyCache,
+  type WaypointVerdict,
 } from '../authz/index.js';
 import {
   applyHeaderEdits,
@@ -81,6 +82,10 @@ export interface RequestOutcome {
   readonly userAgent: string | undefined;
   readonly forwardedFor: string | undefined;
   readonly traceparent: string | undefined;
+  /** The authorization decision; undefined when the request was refused before it (framing, path). */
+  readonly verdict: WaypointVerdict | undefined;
+  /** The normalized path policy and routing saw, without the query; undefined when it could not be. */
+  readonly normalizedPath: string | undefined;
 }
 
 export interface RequestHandlerInputs {
@@ -123,6 +128,8 @@ export class Exchange {
   requestBytes = 0;
   responseBytes = 0;
   finished = false;
+  verdict: WaypointVerdict | undefined = undefined;
+  normalizedPath: string | undefined = undefined;
   constructor(
     readonly start: number,
     readonly startTime: Date,
@@ -237,6 +244,7 @@ export class RequestHandler {
     if (!framing.ok) return local(framing.status, framing.reason, 'request_framing_invalid', '-', !h2);
     const target = normalizeRequestTarget(req.url ?? '');
     if (!target.ok) return local(target.status, target.reason, 'path_normalization_failed', '-', !h2);
+    ex.normalizedPath = target.path;
     const authority = h2 ? (header(req, ':authority') ?? header(req, 'host')) : header(req, 'host');
     const dialled = tunnel.target.dialled;
     ex.service = tunnel.target.kind === 'service' ? tunnel.target.service : undefined;
@@ -258,6 +266,7 @@ export class RequestHandler {
       rawHeaders: req.rawHeaders,
       sni: undefined,
     });
+    ex.verdict = verdict;
     if (!verdict.allowed) {
       this.#in.log.info(
         {
@@ -790,6 +799,8 @@ export class RequestHandler {
       userAgent: header(req, 'user-agent'),
       forwardedFor: header(req, 'x-forwarded-for'),
       traceparent: ex.traceparent,
+      verdict: ex.verdict,
+      normalizedPath: ex.normalizedPath,
     });
   }
 }

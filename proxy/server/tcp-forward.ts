@@ -5,7 +5,12 @@ import { pump } from '../../core/copy.js';
 import type { Logger } from '../../core/log.js';
 import type { ConfigStore } from '../../core/store.js';
 import { errorMessage } from '../../core/errors.js';
-import { evaluateRequest, type NamespacedName, type WaypointPolicyCache } from '../authz/index.js';
+import {
+  evaluateRequest,
+  type NamespacedName,
+  type WaypointPolicyCache,
+  type WaypointVerdict,
+} from '../authz/index.js';
 import type { Tunnel } from '../tunnel/hbone-server.js';
 import type { Endpoint, UpstreamConnector } from '../forward/connector.js';
 import type { RandomSource } from '../routing/index.js';
@@ -17,6 +22,8 @@ export interface TcpOutcome {
   readonly upstream: Endpoint | undefined;
   readonly allowed: boolean;
   readonly policy: string | undefined;
+  /** The authorization decision (its policy and rule name what decided). */
+  readonly verdict: WaypointVerdict;
   readonly error: string | undefined;
   readonly sentBytes: number;
   readonly receivedBytes: number;
@@ -68,6 +75,7 @@ export class WaypointTcpForwarder implements TcpForwarder {
         upstream,
         allowed: verdict.allowed,
         policy: verdict.responseDetails,
+        verdict,
         error,
         sentBytes: sent,
         receivedBytes: received,

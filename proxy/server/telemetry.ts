@@ -1,6 +1,7 @@
 // The waypoint's telemetry for each finished request or TCP connection: Istio's metrics with
-// reporter="waypoint", one access-log line, and the request's span (exported only when an OTLP endpoint
-// is configured; otherwise the client's trace context passes through unchanged).
+// reporter="waypoint", one access-log line, a flow event (`weft observe`), and the request's span
+// (exported only when an OTLP endpoint is configured; otherwise the client's trace context passes through
+// unchanged).
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../core/log.js';
 import type { ConfigStore } from '../../core/store.js';
@@ -15,6 +16,14 @@ import type { NamespacedName } from '../authz/index.js';
 import type { Tunnel } from '../tunnel/hbone-server.js';
 import type { DownstreamRequest, RequestOutcome, RequestTrace } from './request-handler.js';
 import type { TcpOutcome } from './tcp-forward.js';
+import type { FlowRing } from '../../core/flows/ring.js';
+import type { FlowPeer, FlowService, FlowVerdict } from '../../core/flows/event.js';
+import type { Workload } from '../../core/model/workload.js';
+import type { Service } from '../../core/model/service.js';
+import type { Endpoint } from '../forward/connector.js';
+import { formatSpiffeId } from '../../core/spiffe.js';
+import { workloadNames } from '../../core/telemetry/workload-names.js';
+import type { WaypointVerdict } from '../authz/index.js';
 
 export interface TelemetryInputs {
   readonly registry: Registry;
@@ -23,6 +32,24 @@ export interface TelemetryInputs {
   readonly trustDomain: string;
   readonly otlpEndpoint: string | undefined;
   readonly log: Logger;
+  readonly flows: FlowRing;
+}
+
+function peerOf(ip: string, port: number, w: Workload | undefined, identity: string | undefined): FlowPeer {
+  const names = w && { namespace: w.namespace, pod: w.name, workload: workloadNames(w).workload };
+  return { ip, port, ...names, ...(identity !== undefined && { identity }) };
+}
+
+function serviceOf(svc: Service | undefined, clusterDomain: string): FlowService | undefined {
+  return svc && { namespace: svc.namespace, name: svc.name, host: serviceFqdn(svc, clusterDomain) };
+}
+
+/** The deciding policy and rule of a verdict, as flow events carry them. */
+function decidedBy(verdict: WaypointVerdict | undefined): { policy?: string; rule?: number } {
+  const policy = verdict?.policy;
+  const rule = verdict?.rule;
+  if (policy === undefined) return {};
+  return rule === undefined ? { policy } : { policy, rule };
 }
 
 const NO_FLAGS: readonly [] = [];
@@ -97,6 +124,38 @@ export class WaypointTelemetry {
       responseBytes: o.responseBytes,
     });
     const destinationService = o.service ? serviceFqdn(o.service, store.clusterDomain) : undefined;
+    const denied = o.verdict !== undefined && !o.verdict.allowed;
+    const verdict: FlowVerdict = denied
+      ? 'DENIED'
+      : o.verdict === undefined || o.flag !== '-'
+        ? 'ERROR'
+        : 'ALLOWED';
+    const service = serviceOf(o.service, store.clusterDomain);
+    const query = o.path.indexOf('?');
+    this.#in.flows.record({
+      time: Date.now(),
+      type: 'request',
+      path: 'waypoint',
+      protocol: o.requestProtocol,
+      source: peerOf(o.tunnel.source.ip, o.tunnel.source.port, o.tunnel.sourceWorkload, o.tunnel.peerId),
+      destination: this.#destination(o.tunnel, o.upstream, destinationWorkload),
+      ...(service && { service }),
+      verdict,
+      ...decidedBy(o.verdict),
+      reason: denied ? o.verdict!.message : o.details,
+      flags: o.flag,
+      requestBytes: o.requestBytes,
+      responseBytes: o.responseBytes,
+      durationMs: o.durationMs,
+      http: {
+        method: o.method,
+        path: o.normalizedPath ?? (query < 0 ? o.path : o.path.slice(0, query)),
+        ...(o.authority !== undefined && { host: o.authority }),
+        status: o.status,
+        ...(grpc !== undefined && Number.isInteger(grpc) && { grpcStatus: grpc }),
+        ...(o.route !== undefined && { route: o.route }),
+      },
+    });
     this.#in.log.info(
       accessLogRecord({
         startTimeMs: o.startTime.getTime(),
@@ -166,6 +225,43 @@ export class WaypointTelemetry {
       },
       'tcp connection complete',
     );
+    const upstreamWorkload = o.upstream
+      ? (o.upstream.workload ?? store.workloadByIp(o.upstream.ip))
+      : undefined;
+    const service = serviceOf(
+      o.tunnel.target.kind === 'service' ? o.tunnel.target.service : undefined,
+      store.clusterDomain,
+    );
+    this.#in.flows.record({
+      time: Date.now(),
+      type: 'close',
+      path: 'waypoint',
+      protocol: 'tcp',
+      source: peerOf(o.tunnel.source.ip, o.tunnel.source.port, o.tunnel.sourceWorkload, o.tunnel.peerId),
+      destination: this.#destination(o.tunnel, o.upstream, upstreamWorkload),
+      ...(service && { service }),
+      verdict: !o.allowed ? 'DENIED' : o.error !== undefined ? 'ERROR' : 'ALLOWED',
+      ...decidedBy(o.verdict),
+      reason: !o.allowed ? o.verdict.message : (o.error ?? o.verdict.message),
+      flags: flag,
+      requestBytes: o.sentBytes,
+      responseBytes: o.receivedBytes,
+      durationMs: o.durationMs,
+    });
+  }
+
+  /** The endpoint the waypoint chose, or, before any was, the address the client dialled. */
+  #destination(tunnel: Tunnel, upstream: Endpoint | undefined, workload: Workload | undefined): FlowPeer {
+    const identity =
+      workload &&
+      formatSpiffeId({
+        trustDomain: this.#in.trustDomain,
+        namespace: workload.namespace,
+        serviceAccount: workload.serviceAccount,
+      });
+    return upstream
+      ? peerOf(upstream.ip, upstream.port, workload, identity)
+      : peerOf(tunnel.target.dialled.ip, tunnel.target.dialled.port, undefined, undefined);
   }
 
   close(): Promise<void> {

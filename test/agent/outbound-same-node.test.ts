@@ -18,6 +18,8 @@ import type { SameNodeAnswer } from '../../agent/inbound.js';
 import { HboneClientPool } from '../../core/hbone/client-pool.js';
 import { CertificateManager } from '../../core/identity/manager.js';
 import { deniedByPolicy } from '../../core/authz/verdict.js';
+import { FlowRing } from '../../core/flows/ring.js';
+import type { FlowEvent } from '../../core/flows/event.js';
 
 const MANIFESTS = `
 apiVersion: v1
@@ -57,11 +59,12 @@ type LogLine = Record<string, unknown>;
  */
 async function sameNode(
   answer: (reply: SameNodeAnswer) => void,
-): Promise<{ line: LogLine | undefined; failed: string }> {
+): Promise<{ line: LogLine | undefined; failed: string; flows: FlowEvent[] }> {
   const lines: LogLine[] = [];
   const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   const registry = new Registry();
   const local = new LocalWorkloads(load(), 'node-1', 'cluster.local');
+  const flows = new FlowRing({ reporter: { kind: 'agent', name: 'node-1' } });
   const outbound = new OutboundProxy({
     local,
     // Neither is reached on the same-node path: no certificate is fetched, no tunnel dialled.
@@ -73,6 +76,7 @@ async function sameNode(
     }),
     pool: new HboneClientPool(log),
     metrics: new TcpMetrics(registry),
+    flows,
     log,
     dial: () => Promise.reject(new Error('not used')),
     sameNode: (_socket, _src, _authority, reply) => answer(reply),
@@ -91,11 +95,13 @@ async function sameNode(
   await closed;
   server.close();
   const failed = await registry.getSingleMetricAsString('istio_tcp_connections_failed_total');
-  return { line: lines.find((l) => l.msg === 'connection complete'), failed };
+  return { line: lines.find((l) => l.msg === 'connection complete'), failed, flows: flows.snapshot() };
 }
 
 t.test('a policy denial on the same node is logged as denied, flag DENY, with the policy', async (t) => {
-  const { line, failed } = await sameNode((reply) => reply(false, deniedByPolicy('shop/deny-client', 0)));
+  const { line, failed, flows } = await sameNode((reply) =>
+    reply(false, deniedByPolicy('shop/deny-client', 0)),
+  );
   t.match(line, {
     direction: 'outbound',
     'src.workload': 'client-0',
@@ -107,10 +113,34 @@ t.test('a policy denial on the same node is logged as denied, flag DENY, with th
     response_flags: 'DENY',
   });
   t.match(failed, /response_flags="DENY"[^\n]*\} 1/, 'counted as a DENY failure');
+  t.equal(flows.length, 1, 'one flow event: the close of a connection that never opened');
+  t.match(flows[0], {
+    type: 'close',
+    direction: 'outbound',
+    path: 'tunnel',
+    verdict: 'DENIED',
+    policy: 'shop/deny-client',
+    rule: 0,
+    flags: 'DENY',
+    source: {
+      ip: '10.1.1.10',
+      namespace: 'shop',
+      pod: 'client-0',
+      identity: 'spiffe://cluster.local/ns/shop/sa/client',
+    },
+    destination: {
+      ip: '10.1.1.11',
+      port: 8080,
+      pod: 'server-0',
+      identity: 'spiffe://cluster.local/ns/shop/sa/server',
+    },
+    requestBytes: 0,
+    responseBytes: 0,
+  });
 });
 
 t.test('any other refusal stays a connect failure without a verdict', async (t) => {
-  const { line, failed } = await sameNode((reply) => reply(false));
+  const { line, failed, flows } = await sameNode((reply) => reply(false));
   t.match(line, {
     direction: 'outbound',
     response_flags: 'CONNECT',
@@ -118,4 +148,8 @@ t.test('any other refusal stays a connect failure without a verdict', async (t) 
   });
   t.equal(line?.verdict, undefined, 'no verdict: nothing was decided against it');
   t.match(failed, /response_flags="CONNECT"[^\n]*\} 1/);
+  t.match(flows, [
+    { type: 'close', verdict: 'ERROR', flags: 'CONNECT', reason: 'refused by the destination side' },
+  ]);
+  t.notOk('policy' in flows[0]!, 'no policy named');
 });

@@ -28,7 +28,7 @@ function input(port: number, verdict: FlowEvent['verdict'] = 'ALLOWED'): FlowEve
   };
 }
 
-async function start(t: Tap.Test, ring: FlowRing) {
+async function start(t: { teardown(fn: () => void): void }, ring: FlowRing) {
   const servers: http.Server[] = [];
   const inputs = { configDump: () => ({}), certificates: () => ({}), flows: ring };
   const tcp = createAdminServer(inputs);
@@ -156,25 +156,25 @@ t.test(
     slow.on('data', (c: string) => (text += c));
     slow.resume();
     // Everything the client gets is an event or a count of lost ones: together, exactly what was recorded.
-  let quietSince = Date.now();
-  let seen = 0;
-  const deadline = Date.now() + 20_000;
-  while (Date.now() - quietSince < 500 && Date.now() < deadline) {
-    await sleep(50);
-    if (text.length !== seen) [seen, quietSince] = [text.length, Date.now()];
-  }
-  const body = text.slice(text.indexOf('\r\n\r\n') + 4);
-  let delivered = 0;
-  let lost = 0;
-  for (const line of body.split('\n')) {
-    // chunked encoding: size lines and blank lines are not JSON
-    if (!line.startsWith('{')) continue;
-    const parsed = parseFlowLine(line.trim());
-    if (parsed.type === 'lost') lost += parsed.count;
-    else delivered++;
-  }
-  t.ok(lost > events / 2, `it was told it lost ${lost} events`);
-  t.equal(delivered + lost, events, `delivered ${delivered} + lost ${lost} = every event recorded`);
-  slow.destroy();
+    let quietSince = Date.now();
+    let seen = 0;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() - quietSince < 500 && Date.now() < deadline) {
+      await sleep(50);
+      if (text.length !== seen) [seen, quietSince] = [text.length, Date.now()];
+    }
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    let delivered = 0;
+    let lost = 0;
+    for (const line of body.split('\n')) {
+      // chunked encoding: size lines and blank lines are not JSON
+      if (!line.startsWith('{')) continue;
+      const parsed = parseFlowLine(line.trim());
+      if (parsed.type === 'lost') lost += parsed.count;
+      else delivered++;
+    }
+    t.ok(lost > events / 2, `it was told it lost ${lost} events`);
+    t.equal(delivered + lost, events, `delivered ${delivered} + lost ${lost} = every event recorded`);
+    slow.destroy();
   },
 );

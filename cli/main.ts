@@ -8,6 +8,8 @@ import { benchCommand, BENCH_USAGE } from './bench.js';
 import { labCommand, LAB_USAGE } from './lab.js';
 import { applyCommand, labelCommand, APPLY_USAGE } from './apply.js';
 import { waypointCommand, WAYPOINT_USAGE } from './waypoint.js';
+import { observeCommand, OBSERVE_USAGE } from './observe.js';
+import { explainCommand, EXPLAIN_USAGE } from './explain.js';
 import { UsageError } from './flags.js';
 
 const USAGE = `usage: weft <command> …
@@ -18,7 +20,9 @@ ${DEMO_USAGE}
 ${BENCH_USAGE}
 ${LAB_USAGE}
 ${APPLY_USAGE}
-${WAYPOINT_USAGE}`;
+${WAYPOINT_USAGE}
+${OBSERVE_USAGE}
+${EXPLAIN_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -42,6 +46,10 @@ async function main(argv: string[]): Promise<number> {
         return labelCommand(rest);
       case 'waypoint':
         return await waypointCommand(rest);
+      case 'observe':
+        return await observeCommand(rest);
+      case 'explain':
+        return await explainCommand(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -133,15 +133,13 @@ export function traceL4(compiled: CompiledL4Policy, conn: L4Connection): L4Autho
   if (dryRunMatched.length > 0) verdict = withDryRun(verdict, dryRunMatched);
 
   const view = (entries: readonly { policy: CompiledAuthorization; rule: CompiledRule | undefined }[]) =>
-    entries.map(
-      ({ policy, rule }): L4PolicyTrace => ({
-        policy: policy.policy,
-        action: policy.action,
-        dryRun: policy.dryRun,
-        matchedRule: rule?.index,
-        warnings: policy.warnings,
-      }),
-    );
+    entries.map(({ policy, rule }): L4PolicyTrace => ({
+      policy: policy.policy,
+      action: policy.action,
+      dryRun: policy.dryRun,
+      matchedRule: rule?.index,
+      warnings: policy.warnings,
+    }));
   return {
     identityRequired,
     strictPolicy: compiled.strictMtls.verdict.policy,

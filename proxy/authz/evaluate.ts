@@ -11,11 +11,16 @@
 // AUDIT policies never change the decision: every one that matches is listed in `audit`. Dry-run
 // policies of every action are evaluated apart: every one that matches is listed in `dryRun`.
 // A denial is answered 403 `RBAC: access denied` (verdict.ts); the request never reaches the upstream.
+//
+// `traceRequest` is the same decision for `weft explain`: it walks every policy with the same matchers
+// (where evaluateRequest stops at the first decision) and derives its verdict from that walk in the same
+// order, so a test can hold the two equal.
 import { clausesHold, connectionMatchesAny } from '../../core/authz/connection-match.js';
 import { stringMatches, type StringMatcher } from '../../core/authz/string-match.js';
 import type { PolicyRuleMatch } from '../../core/authz/verdict.js';
+import type { AuthorizationAction } from '../../core/model/index.js';
 import type { CompiledRequestAuthorization, CompiledRequestRule, RequestPredicate } from './authorization.js';
-import type { CompiledWaypointPolicy } from './compile.js';
+import type { CompiledWaypointPolicy, PolicyWarning } from './compile.js';
 import { pathMatches } from './path-match.js';
 import { RequestFacts, type WaypointRequest } from './request.js';
 import {
@@ -105,4 +110,81 @@ function anyPresent(patterns: readonly StringMatcher[], value: string): boolean 
   for (const pattern of patterns)
     if (pattern.kind === 'presence' || stringMatches(pattern, value)) return true;
   return false;
+}
+
+/** One policy as `traceRequest` saw it. */
+export interface RequestPolicyTrace {
+  /** `namespace/name`. */
+  readonly policy: string;
+  readonly action: AuthorizationAction;
+  readonly dryRun: boolean;
+  /** The first rule that matched (its index in `spec.rules`); undefined when none did. */
+  readonly matchedRule: number | undefined;
+}
+
+/** Every policy of a CompiledWaypointPolicy evaluated against one request, in evaluateRequest's order. */
+export interface RequestAuthorizationTrace {
+  readonly custom: readonly RequestPolicyTrace[];
+  readonly deny: readonly RequestPolicyTrace[];
+  readonly allow: readonly RequestPolicyTrace[];
+  readonly audit: readonly RequestPolicyTrace[];
+  readonly dryRun: readonly RequestPolicyTrace[];
+  /** What the waypoint could not enforce as written (compile.ts). */
+  readonly warnings: readonly PolicyWarning[];
+  /** The decision, derived from the walk above; equal to `evaluateRequest(compiled, request)`. */
+  readonly verdict: WaypointVerdict;
+}
+
+interface Walked {
+  readonly policy: CompiledRequestAuthorization;
+  readonly rule: CompiledRequestRule | undefined;
+}
+
+/** evaluateRequest, showing its work: for explaining a decision, not for the request path (it allocates). */
+export function traceRequest(
+  compiled: CompiledWaypointPolicy,
+  request: WaypointRequest,
+): RequestAuthorizationTrace {
+  // The shared facts are safe to fill here too: this runs synchronously, like evaluateRequest.
+  facts.readRequest(request, compiled);
+  const walk = (policies: readonly CompiledRequestAuthorization[]): Walked[] =>
+    policies.map((policy) => ({ policy, rule: matchingRule(policy) }));
+  const custom = walk(compiled.custom);
+  const deny = walk(compiled.deny);
+  const allow = walk(compiled.allow);
+  const audit = walk(compiled.audit);
+  const dryRun = walk(compiled.dryRun);
+
+  const decidedBy = (entries: readonly Walked[]): WaypointVerdict | undefined =>
+    entries.find((entry) => entry.rule?.verdict !== undefined)?.rule?.verdict;
+  let verdict =
+    decidedBy(custom) ??
+    decidedBy(deny) ??
+    (allow.length === 0 ? WAYPOINT_ALLOWED_NO_POLICIES : decidedBy(allow)) ??
+    WAYPOINT_DENIED_NO_ALLOW_MATCHED;
+  const reported = (entries: readonly Walked[]): PolicyRuleMatch[] | undefined => {
+    const matched = entries.flatMap((entry) => (entry.rule === undefined ? [] : [entry.rule.report]));
+    return matched.length === 0 ? undefined : matched;
+  };
+  const auditMatched = reported(audit);
+  const dryRunMatched = reported(dryRun);
+  if (auditMatched !== undefined || dryRunMatched !== undefined)
+    verdict = withReports(verdict, auditMatched, dryRunMatched);
+
+  const view = (entries: readonly Walked[]): RequestPolicyTrace[] =>
+    entries.map(({ policy, rule }) => ({
+      policy: policy.policy,
+      action: policy.action,
+      dryRun: policy.dryRun,
+      matchedRule: rule?.index,
+    }));
+  return {
+    custom: view(custom),
+    deny: view(deny),
+    allow: view(allow),
+    audit: view(audit),
+    dryRun: view(dryRun),
+    warnings: compiled.warnings,
+    verdict,
+  };
 }

@@ -109,6 +109,17 @@ export interface CompiledRequestAuthorization {
   readonly warnings: readonly string[];
 }
 
+/**
+ * A rule that stands in for one the enforcing side cannot apply (an ALLOW rule with HTTP fields, on a
+ * TCP connection: tcp.ts), so that the rules after it keep their index in `spec.rules`, which verdicts,
+ * flow events and `weft explain` report. The compiler drops it: it never matches.
+ */
+export const SKIPPED_RULE: AuthorizationRule = Object.freeze({
+  from: Object.freeze([]),
+  to: Object.freeze([]),
+  when: Object.freeze([]),
+}) as AuthorizationRule;
+
 /** Per rule: what compiling it had to change, for `warnings`. */
 interface RuleNotes {
   readonly assumed: Set<string>;
@@ -123,6 +134,7 @@ export function compileRequestAuthorization(policy: AuthorizationPolicy): Compil
   const rules: CompiledRequestRule[] = [];
   const warnings: string[] = [];
   policy.rules.forEach((rule, index) => {
+    if (rule === SKIPPED_RULE) return;
     const notes: RuleNotes = { assumed: new Set(), badPaths: [] };
     const clauses = ruleClauses(rule, policy.namespace, assumedValue, notes);
     const where = `spec.rules[${index}]`;

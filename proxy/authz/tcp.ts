@@ -14,6 +14,7 @@ import type {
 } from '../../core/model/index.js';
 import type { AuthorizationPolicySource } from './binding.js';
 import type { VersionedPolicySource } from './cache.js';
+import { SKIPPED_RULE } from './authorization.js';
 
 /** `when` attributes a TCP connection has (everything from the peer certificate and the addresses). */
 const TCP_ATTRIBUTES: ReadonlySet<ConditionAttribute> = new Set<ConditionAttribute>([
@@ -72,8 +73,9 @@ export function tcpView(policy: AuthorizationPolicy): AuthorizationPolicy {
   let view = views.get(policy);
   if (view) return view;
   if (!policy.rules.some(ruleUsesHttp)) view = policy;
+  // Skipped in place, not filtered out: the rules after keep their index, which verdicts report.
   else if (policy.action === 'ALLOW')
-    view = { ...policy, rules: policy.rules.filter((r) => !ruleUsesHttp(r)) };
+    view = { ...policy, rules: policy.rules.map((r) => (ruleUsesHttp(r) ? SKIPPED_RULE : r)) };
   else view = { ...policy, rules: policy.rules.map((r) => (ruleUsesHttp(r) ? withoutHttp(r) : r)) };
   views.set(policy, view);
   return view;

@@ -13,6 +13,7 @@ import {
   type WaypointTarget,
 } from '../../../proxy/authz/index.js';
 import { ruleUsesHttp, tcpPolicySource, tcpView } from '../../../proxy/authz/tcp.js';
+import { SKIPPED_RULE } from '../../../proxy/authz/authorization.js';
 import {
   allowRules,
   denyRules,
@@ -92,7 +93,7 @@ t.test('ALLOW: a rule with any HTTP-only field is skipped, not narrowed', async 
   for (const [label, rule] of HTTP_RULES) {
     const policy = allowRules('p', [rule]);
     const view = tcpView(policy);
-    t.strictSame(view.rules, [], `${label}: no rule left`);
+    t.ok(view.rules.length === 1 && view.rules[0] === SKIPPED_RULE, `${label}: the rule is skipped in place`);
     t.match(
       tcpVerdict([policy]),
       { allowed: false, reason: 'no-allow-matched' },
@@ -103,7 +104,10 @@ t.test('ALLOW: a rule with any HTTP-only field is skipped, not narrowed', async 
     { ...src({ namespaces: ['client'] }), ...op({ methods: ['GET'] }) },
     { ...src({ namespaces: ['client'] }), ...when('request.headers[x-user]', ['alice']) },
   ]);
-  t.strictSame(tcpView(mixed).rules, [], 'a connection field next to an HTTP one does not survive alone');
+  t.ok(
+    tcpView(mixed).rules.every((r) => r === SKIPPED_RULE),
+    'a connection field next to an HTTP one does not survive alone',
+  );
   t.match(tcpVerdict([mixed]), { allowed: false }, 'so the client namespace is not allowed by it');
 });
 
@@ -115,12 +119,18 @@ t.test('ALLOW: the rules without HTTP fields stay, as they are', async (t) => {
   ]);
   const view = tcpView(policy);
   t.not(view, policy, 'a new policy object');
-  t.equal(view.rules.length, 1);
-  t.equal(view.rules[0], policy.rules[1], 'the surviving rule is the same object');
+  t.equal(view.rules.length, 3, 'as many rules: the skipped ones hold their place');
+  t.equal(view.rules[1], policy.rules[1], 'the surviving rule is the same object');
+  t.equal(view.rules[0], SKIPPED_RULE);
+  t.equal(view.rules[2], SKIPPED_RULE);
   t.match(view, { kind: 'AuthorizationPolicy', name: 'p', namespace: 'shop', action: 'ALLOW' });
   t.equal(view.attachment, policy.attachment, 'the attachment is kept');
   t.equal(policy.rules.length, 3, 'the stored policy is not modified');
-  t.match(tcpVerdict([policy]), { allowed: true, policy: 'shop/p' }, 'client/curl is allowed');
+  t.match(
+    tcpVerdict([policy]),
+    { allowed: true, policy: 'shop/p', rule: 1 },
+    'client/curl is allowed, by rule 1 as written (not renumbered)',
+  );
   t.match(
     tcpVerdict([policy], { identity: identity('other', 'sa') }),
     { allowed: false, reason: 'no-allow-matched' },

@@ -11,6 +11,7 @@ import { waypointCommand, WAYPOINT_USAGE } from './waypoint.js';
 import { observeCommand, OBSERVE_USAGE } from './observe.js';
 import { explainCommand, EXPLAIN_USAGE } from './explain.js';
 import { UsageError } from './flags.js';
+import { rootLogger } from '../core/log.js';
 
 const USAGE = `usage: weft <command> …
 
@@ -23,6 +24,11 @@ ${APPLY_USAGE}
 ${WAYPOINT_USAGE}
 ${OBSERVE_USAGE}
 ${EXPLAIN_USAGE}`;
+
+/** Commands that print a report: the config store's info lines would only clutter their stderr. */
+function quietUnlessAsked(): void {
+  if (process.env.WEFT_LOG_LEVEL === undefined) rootLogger.level = 'warn';
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -47,8 +53,10 @@ async function main(argv: string[]): Promise<number> {
       case 'waypoint':
         return await waypointCommand(rest);
       case 'observe':
+        quietUnlessAsked();
         return await observeCommand(rest);
       case 'explain':
+        quietUnlessAsked();
         return await explainCommand(rest);
       case undefined:
       case 'help':

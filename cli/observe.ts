@@ -9,10 +9,17 @@ import {
   parseFlowFilter,
   type FlowFilter,
 } from '../core/flows/filter.js';
-import { readFlows } from '../observe/stream-client.js';
+import { followFlows } from '../observe/follow.js';
 import { collectFlows } from '../observe/collect.js';
 import { flowTable, lostRow, streamHeader, streamLine } from '../observe/format.js';
 import { labFlowTargets, parseFlowTarget, type FlowTarget } from '../observe/targets.js';
+import {
+  AGENT_POD_SELECTOR,
+  DEFAULT_WEFT_NAMESPACE,
+  KubernetesFlowTargets,
+  WAYPOINT_POD_SELECTOR,
+} from '../observe/kubernetes-targets.js';
+import { kubernetesCredentialsOf } from '../core/sources/index.js';
 import { durationMsFlag, parseFlagsAndArgs, UsageError, type FlagSpec } from './flags.js';
 import { labDirFlag } from './lab.js';
 
@@ -25,12 +32,16 @@ weft observe suggest [--out FILE] [--duration 10s] [--from-file FLOWS.jsonl] [FI
   FILTERS: --namespace NS --pod [NS/]POD --identity ID --verdict ALLOWED|DENIED|ERROR --protocol tcp|http|grpc
            --port N --type open|close|request   (each repeatable or comma-separated: any may match;
            different filters must all match)
-  SOURCE:  the lab's agents and waypoints (--dir DIR), or --target HOST:PORT|unix:PATH (repeatable: admin
-           endpoints, e.g. after kubectl port-forward … 15000)`;
+  SOURCE:  the lab's agents and waypoints (--dir DIR); or a cluster's, each through a port-forward to its
+           admin port 15000: --config kubernetes[:KUBECONFIG] [--weft-namespace ${DEFAULT_WEFT_NAMESPACE}] (where
+           the agents run; waypoints in any namespace); or --target HOST:PORT|unix:PATH (repeatable: admin
+           endpoints). --target comes first; --config file:DIR names only the config map and suggest read`;
 
 export interface ObserveIo {
   out(text: string): void;
   err(line: string): void;
+  /** Ends a follow as Ctrl-C does (tests; the process's own signals are always heeded). */
+  readonly interrupt?: AbortSignal;
 }
 
 const PROCESS_IO: ObserveIo = {
@@ -45,6 +56,8 @@ const FILTER_FLAGS: FlagSpec = Object.fromEntries(
 const SOURCE_FLAGS: FlagSpec = {
   dir: { type: 'string' },
   target: { type: 'string', multiple: true },
+  config: { type: 'string' },
+  'weft-namespace': { type: 'string' },
 };
 
 const DEFAULT_LAST = 20;
@@ -62,7 +75,11 @@ function filterOf(values: Record<string, unknown>): FlowFilter {
   }
 }
 
-function targetsOf(values: Record<string, unknown>): FlowTarget[] {
+/** One per command line: a follow discovers again every second, with the same credentials. */
+const clusters = new WeakMap<Record<string, unknown>, KubernetesFlowTargets>();
+
+/** --target's endpoints, else a cluster's pods (--config kubernetes[:KUBECONFIG]), else the lab's sockets. */
+async function targetsOf(values: Record<string, unknown>): Promise<FlowTarget[]> {
   const given = values.target;
   if (Array.isArray(given) && given.length > 0)
     return (given as string[]).map((t) => {
@@ -72,6 +89,30 @@ function targetsOf(values: Record<string, unknown>): FlowTarget[] {
         throw new UsageError((err as Error).message);
       }
     });
+  const config = values.config;
+  if (typeof config === 'string' && !config.startsWith('file:')) {
+    const credentials = kubernetesCredentialsOf(config);
+    if (credentials === undefined)
+      throw new UsageError(`--config ${config}: expected kubernetes or kubernetes:KUBECONFIG (or file:DIR)`);
+    const namespace = values['weft-namespace'];
+    const weftNamespace = typeof namespace === 'string' ? namespace : DEFAULT_WEFT_NAMESPACE;
+    let cluster = clusters.get(values);
+    if (cluster === undefined) {
+      cluster = new KubernetesFlowTargets({
+        kubeconfigPath: credentials.path,
+        weftNamespace,
+        user: `--config ${config}`,
+      });
+      clusters.set(values, cluster);
+    }
+    const pods = await cluster.list();
+    if (pods.length === 0)
+      throw new Error(
+        `no running agent pods (${AGENT_POD_SELECTOR}) in ${weftNamespace} nor waypoint pods ` +
+          `(${WAYPOINT_POD_SELECTOR}): is Weft installed in ${weftNamespace} (--weft-namespace)?`,
+      );
+    return pods;
+  }
   const targets = labFlowTargets(labDirFlag(values));
   if (targets.length === 0)
     throw new Error(`no agent or waypoint admin sockets in the lab at ${labDirFlag(values)}`);
@@ -92,16 +133,19 @@ function outputFlag<T extends string>(values: Record<string, unknown>, allowed: 
   return v as T;
 }
 
-/** Ends a follow on Ctrl-C (and on --duration); the process exits normally with what it printed. */
-function interruptSignal(durationMs: number | undefined): AbortSignal {
+/** Ends a follow on Ctrl-C (and on --duration, or `interrupt`); the process exits normally with what it printed. */
+function interruptSignal(durationMs: number | undefined, interrupt?: AbortSignal): AbortSignal {
   const controller = new AbortController();
   const stop = (): void => controller.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  interrupt?.addEventListener('abort', stop);
+  if (interrupt?.aborted === true) stop();
   if (durationMs !== undefined) setTimeout(stop, durationMs).unref();
   controller.signal.addEventListener('abort', () => {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    interrupt?.removeEventListener('abort', stop);
   });
   return controller.signal;
 }
@@ -118,7 +162,7 @@ async function listCommand(argv: string[], io: ObserveIo): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}\n\n${OBSERVE_USAGE}`);
   const filter = filterOf(values);
   const output = outputFlag(values, ['text', 'json'] as const);
-  const targets = targetsOf(values);
+  const targets = await targetsOf(values);
   const follow = values.follow === true;
   const last = countFlag(values, 'last', follow ? 0 : DEFAULT_LAST);
   if (!follow) {
@@ -139,31 +183,26 @@ async function listCommand(argv: string[], io: ObserveIo): Promise<number> {
   }
   const signal = interruptSignal(
     values.duration === undefined ? undefined : durationMsFlag(values, 'duration', 0),
+    io.interrupt,
   );
   if (output === 'text') io.out(streamHeader() + '\n');
-  let failed = 0;
-  // Each target's lines are printed as they come; they are near enough in time order for a live view.
-  await Promise.all(
-    targets.map((target) =>
-      readFlows(
-        target,
-        { filter, follow: true, last },
-        {
-          line: (line) => {
-            if (line.type === 'lost')
-              return output === 'json' ? io.out(JSON.stringify(line) + '\n') : io.err(lostRow(line));
-            io.out(output === 'json' ? flowEventJson(line) : streamLine(line) + '\n');
-          },
-          failed: (t, error) => {
-            failed++;
-            io.err(`weft: ${t.name}: ${error.message}`);
-          },
-        },
-        signal,
-      ),
-    ),
+  // Each target's lines are printed as they come (near enough in time order for a live view); targets
+  // that appear later (a new waypoint, a restarted agent) are picked up by the rescans.
+  await followFlows(
+    () => targetsOf(values),
+    { filter, last },
+    {
+      line: (line) => {
+        if (line.type === 'lost')
+          return output === 'json' ? io.out(JSON.stringify(line) + '\n') : io.err(lostRow(line));
+        io.out(output === 'json' ? flowEventJson(line) : streamLine(line) + '\n');
+      },
+      failed: (t, error) => io.err(`weft: ${t.name}: ${error.message}`),
+    },
+    signal,
+    (error) => io.err(`weft: ${error.message}`),
   );
-  return failed === targets.length ? 1 : 0;
+  return 0;
 }
 
 /** The flows `map` and `suggest` read: a saved file, or the live targets (their rings, or --duration of follow). */
@@ -174,14 +213,14 @@ export async function flowsForAnalysis(values: Record<string, unknown>, io: Obse
     const keep = compileFlowFilter(filter);
     return readFlowFile(values['from-file']).events.filter(keep);
   }
-  const targets = targetsOf(values);
+  const targets = await targetsOf(values);
   const followMs = values.duration === undefined ? undefined : durationMsFlag(values, 'duration', 0);
   const follow = followMs !== undefined;
   const { events, failures } = await collectFlows(
     targets,
     { filter, follow, last: follow ? 0 : Number.MAX_SAFE_INTEGER },
     followMs,
-    follow ? interruptSignal(undefined) : undefined,
+    follow ? interruptSignal(undefined, io.interrupt) : undefined,
   );
   for (const f of failures) io.err(`weft: ${f.target.name}: ${f.error.message}`);
   if (failures.length === targets.length) throw new Error('no agent or waypoint could be read');

@@ -46,10 +46,8 @@ export function readFlows(
       if (!signal.aborted) handlers.failed(target, err);
       resolve();
     };
-    const where =
-      target.kind === 'unix' ? { socketPath: target.path } : { host: target.host, port: target.port };
     const req = http.get(
-      { ...where, path: flowsPath(request), signal, timeout: CONNECT_TIMEOUT_MS },
+      { ...whereOf(target), path: flowsPath(request), signal, timeout: CONNECT_TIMEOUT_MS },
       (res) => {
         // Connected: a quiet follower may wait indefinitely.
         req.setTimeout(0);
@@ -95,6 +93,22 @@ export function readFlows(
     req.on('timeout', () => req.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)));
     req.on('error', (err) => fail(err));
   });
+}
+
+/** How the HTTP client reaches `target`: a socket it opens, or (a pod) the port-forward's stream. */
+function whereOf(target: FlowTarget): http.RequestOptions {
+  switch (target.kind) {
+    case 'unix':
+      return { socketPath: target.path };
+    case 'tcp':
+      return { host: target.host, port: target.port };
+    case 'pod':
+      // http applies `timeout` itself only to the sockets it opens.
+      return {
+        createConnection: (options) =>
+          target.forwarder.open(target.namespace, target.pod, target.port).setTimeout(options.timeout ?? 0),
+      };
+  }
 }
 
 function errorOf(body: string): string {

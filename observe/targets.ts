@@ -1,15 +1,28 @@
 // Where `weft observe` reads flows: the admin endpoints of every agent and waypoint. In a lab they are
 // Unix sockets in `<lab>/admin` (agent-<node>.sock, waypoint-<ns>.<pod>.sock: the lab starts them so,
-// since a loopback port is reachable only from inside its own network namespace); anywhere else they
-// are given as `--target HOST:PORT` or `--target unix:PATH` (e.g. after `kubectl port-forward`).
+// since a loopback port is reachable only from inside its own network namespace); on a cluster they are
+// port 15000 of each agent and waypoint pod, reached through a port-forward (kubernetes-targets.ts);
+// anywhere else they are given as `--target HOST:PORT` or `--target unix:PATH`.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseHostPort } from '../core/address.js';
 import { ADMIN_DIR } from '../lab/cluster/plan.js';
+import type { PodPortForwarder } from './port-forward.js';
 
 export type FlowTarget =
   | { readonly kind: 'unix'; readonly name: string; readonly path: string }
-  | { readonly kind: 'tcp'; readonly name: string; readonly host: string; readonly port: number };
+  | { readonly kind: 'tcp'; readonly name: string; readonly host: string; readonly port: number }
+  | PodFlowTarget;
+
+/** A port on a pod's loopback, reached through `forwarder` (observe/port-forward.ts). */
+export interface PodFlowTarget {
+  readonly kind: 'pod';
+  readonly name: string;
+  readonly namespace: string;
+  readonly pod: string;
+  readonly port: number;
+  readonly forwarder: PodPortForwarder;
+}
 
 /** `HOST:PORT` or `unix:PATH`; throws naming the value otherwise. */
 export function parseFlowTarget(text: string): FlowTarget {

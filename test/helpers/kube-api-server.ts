@@ -18,16 +18,34 @@
 //   after N, then live. Without N (or N = 0) every current object is sent ADDED first.
 //   `allowWatchBookmarks=true` -> BOOKMARK events on `bookmark()`; `timeoutSeconds` ends the watch.
 //   N older than the kept history -> one ERROR event with a Status (410, reason Expired), then the end.
+// - GET `/api/v1/namespaces/NS/pods/NAME/portforward?ports=P[,P…]` upgraded to a WebSocket, subprotocol
+//   v4.channel.k8s.io (what `kubectl port-forward` and client-node's PortForward use): port i has data
+//   channel 2i and error channel 2i+1; every frame starts with its channel byte; the server's first frame
+//   on each channel is the port (2 bytes, little-endian); client frames carry data on the data channels.
+//   The server dials the address `forwardPodPort` mapped for `NS/NAME:P` (none: refused, as a port
+//   nothing listens on), and a dial that fails sends the kubelet's `error forwarding port …` text on the
+//   error channel. The WebSocket closes when every port's connection has ended. No pod: 404; a pod not
+//   Running: 400; no v4.channel.k8s.io offered: 400.
 //
 // Invariants: one global resourceVersion, bumped by every change; history keeps the last `historyLimit`
 // events (older watches get 410); a watcher whose unsent output exceeds MAX_WATCH_BUFFER_BYTES is cut
-// off, as a real server drops slow watchers, so no buffer grows without bound. Selectors on a watch
-// filter events by the object as it is now (the real server also turns "stopped matching" into DELETED;
-// nothing in Weft watches with a selector).
+// off, as a real server drops slow watchers, and a port-forward stops reading the pod's connection while
+// its WebSocket has more than MAX_FORWARD_BUFFER_BYTES unsent (and the WebSocket while the pod's
+// connection is full), so no buffer grows without bound. Selectors on a watch filter events by the
+// object as it is now (the real server also turns "stopped matching" into DELETED; nothing in Weft
+// watches with a selector).
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createRequire } from 'node:module';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +58,34 @@ const DEFAULT_HISTORY_LIMIT = 1000;
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
 /** The audience a token has when a TokenReview names none: the API server's own. */
 const API_SERVER_AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
+/** A port-forward stops reading from the pod while this much waits to go out on its WebSocket. */
+const MAX_FORWARD_BUFFER_BYTES = 1024 * 1024;
+/** The port-forward subprotocol served (binary; the kubelet also has a base64 one nothing here uses). */
+export const PORT_FORWARD_PROTOCOL = 'v4.channel.k8s.io';
+
+/** The members of the `ws` package's sockets used here: it ships no types, and @types/ws is not installed. */
+interface WebSocketPeer {
+  readonly bufferedAmount: number;
+  send(data: Buffer, callback?: (err?: Error) => void): void;
+  close(code?: number): void;
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): this;
+  on(event: 'close', listener: () => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+}
+
+interface WebSocketServer {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, done: (ws: WebSocketPeer) => void): void;
+}
+
+const { WebSocketServer } = createRequire(import.meta.url)('ws') as {
+  WebSocketServer: new (options: {
+    noServer: true;
+    handleProtocols: (offered: Set<string>) => string | false;
+  }) => WebSocketServer;
+};
 
 export interface KubeObject {
   apiVersion: string;
@@ -152,6 +198,13 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
   readonly #watchers = new Set<Watcher>();
   readonly #tokens = new Map<string, TokenIdentity>();
   readonly #snapshots = new Map<string, ListSnapshot>();
+  /** `NS/POD:PORT` -> where a port-forward to it connects. */
+  readonly #podPorts = new Map<string, { readonly host: string; readonly port: number }>();
+  readonly #forwards = new Set<WebSocketPeer>();
+  readonly #webSockets = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => (offered.has(PORT_FORWARD_PROTOCOL) ? PORT_FORWARD_PROTOCOL : false),
+  });
   #resourceVersion = 1;
   /** Watches from a resourceVersion below this get 410: the events after it are no longer kept. */
   #oldestResumable = 1;
@@ -167,6 +220,9 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
   async listen(): Promise<void> {
     if (this.#server !== undefined) throw new Error('kube-api-server: already listening');
     const server = createServer((req, res) => this.#handle(req, res));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#upgrade(req, socket, head),
+    );
     this.#server = server;
     server.listen(this.#port, '127.0.0.1');
     await once(server, 'listening');
@@ -179,6 +235,9 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
     if (server === undefined) return;
     this.#server = undefined;
     this.dropWatches();
+    // Upgraded connections are no longer the HTTP server's to close.
+    for (const ws of this.#forwards) ws.terminate();
+    this.#forwards.clear();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -235,6 +294,14 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
       const object = { kind, apiVersion, metadata: { resourceVersion: String(this.#resourceVersion) } };
       this.#send(watcher, { type: 'BOOKMARK', object });
     }
+  }
+
+  /**
+   * Port-forwards to `podPort` of pod `namespace/pod` connect to `to` (a local listener the test opened
+   * in the pod's place). Unmapped ports refuse, as a port nothing listens on.
+   */
+  forwardPodPort(namespace: string, pod: string, podPort: number, to: { host?: string; port: number }): void {
+    this.#podPorts.set(`${namespace}/${pod}:${podPort}`, { host: to.host ?? '127.0.0.1', port: to.port });
   }
 
   /** Makes `token` known to TokenReview (a projected service-account token, as the kubelet mounts). */
@@ -353,6 +420,86 @@ export class KubeApiServer extends EventEmitter<KubeApiServerEvents> {
       return;
     }
     respondStatus(res, 405, 'MethodNotAllowed', `${req.method ?? ''} is not supported here`);
+  }
+
+  /** The only upgrade served: pods/NAME/portforward. Checks before the handshake, as the real server. */
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    this.emit('request', `${req.method ?? ''} ${url.pathname}${url.search}`);
+    const match = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname);
+    if (match === null || req.method !== 'GET')
+      return refuseUpgrade(socket, 404, 'NotFound', 'the server could not find the requested resource');
+    const [, namespace = '', name = ''] = match;
+    const pod = this.#objects.get(`Pod/${namespace}/${name}`);
+    if (pod === undefined) return refuseUpgrade(socket, 404, 'NotFound', `pods "${name}" not found`);
+    const phase = fieldValue(pod, 'status.phase');
+    if (phase !== 'Running')
+      return refuseUpgrade(socket, 400, 'BadRequest', `pod ${name} is not running (phase ${phase})`);
+    const ports = (url.searchParams.get('ports') ?? '').split(',').filter((p) => p !== '');
+    if (ports.length === 0 || !ports.every((p) => /^\d+$/.test(p) && Number(p) > 0 && Number(p) < 65536))
+      return refuseUpgrade(socket, 400, 'BadRequest', 'ports: one or more port numbers are required');
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    if (!offered.includes(PORT_FORWARD_PROTOCOL))
+      return refuseUpgrade(socket, 400, 'BadRequest', `the subprotocol ${PORT_FORWARD_PROTOCOL} is required`);
+    this.#webSockets.handleUpgrade(req, socket, head, (ws) =>
+      this.#portForward(ws, namespace, name, pod.metadata.uid ?? '', ports.map(Number)),
+    );
+  }
+
+  /** One forward: a connection per port, framed on its channel pair, the WebSocket closed when all end. */
+  #portForward(ws: WebSocketPeer, namespace: string, pod: string, uid: string, ports: number[]): void {
+    this.#forwards.add(ws);
+    const sockets: (Socket | undefined)[] = [];
+    let open = ports.length;
+    const ended = (): void => {
+      open -= 1;
+      if (open === 0) ws.close(1000);
+    };
+    ports.forEach((port, index) => {
+      const data = 2 * index;
+      const errors = data + 1;
+      const prefix = Buffer.alloc(2);
+      prefix.writeUInt16LE(port);
+      ws.send(channelFrame(data, prefix));
+      ws.send(channelFrame(errors, prefix));
+      let done = false;
+      const fail = (reason: string): void => {
+        if (done) return;
+        done = true;
+        const text = `error forwarding port ${port} to pod ${pod}, uid ${uid}: ${reason}`;
+        ws.send(channelFrame(errors, Buffer.from(text)));
+        ended();
+      };
+      const to = this.#podPorts.get(`${namespace}/${pod}:${port}`);
+      if (to === undefined) return fail(`dial tcp4 127.0.0.1:${port}: connect: connection refused`);
+      const socket = connect(to.port, to.host);
+      sockets[index] = socket;
+      socket.on('data', (chunk: Buffer) => {
+        ws.send(channelFrame(data, chunk), () => {
+          if (ws.bufferedAmount <= MAX_FORWARD_BUFFER_BYTES) socket.resume();
+        });
+        if (ws.bufferedAmount > MAX_FORWARD_BUFFER_BYTES) socket.pause();
+      });
+      socket.on('drain', () => ws.resume());
+      socket.on('error', (err) => fail(err.message));
+      socket.on('close', () => {
+        if (done) return;
+        done = true;
+        ended();
+      });
+    });
+    ws.on('message', (frame: Buffer, isBinary: boolean) => {
+      // Channel byte, then data; frames on an error channel or for no port are ignored, as the kubelet does.
+      const channel = frame[0];
+      if (!isBinary || channel === undefined || channel % 2 !== 0) return;
+      const socket = sockets[channel / 2];
+      if (socket !== undefined && !socket.write(frame.subarray(1))) ws.pause();
+    });
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      this.#forwards.delete(ws);
+      for (const socket of sockets) socket?.destroy();
+    });
   }
 
   #write(method: string, route: Route, body: unknown, req: IncomingMessage, res: ServerResponse): void {
@@ -752,6 +899,34 @@ function respondConflict(res: ServerResponse, route: Route): void {
     'Conflict',
     `Operation cannot be fulfilled on ${route.resource.plural} "${route.name ?? ''}": the object has been modified; please apply your changes to the latest version and try again`,
   );
+}
+
+/** A frame of the channel protocols: the channel byte, then the payload. */
+function channelFrame(channel: number, payload: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(payload.length + 1);
+  frame[0] = channel;
+  payload.copy(frame, 1);
+  return frame;
+}
+
+/** Answers an upgrade the server will not make with a Status, as it answers any request. */
+function refuseUpgrade(socket: Duplex, code: number, reason: string, message: string): void {
+  const body = JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    code,
+  });
+  const head = [
+    `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? reason}`,
+    'content-type: application/json',
+    `content-length: ${Buffer.byteLength(body)}`,
+    'connection: close',
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
 
 function respondStatus(

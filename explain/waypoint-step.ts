@@ -15,7 +15,7 @@ import {
   type WaypointTarget,
 } from '../proxy/authz/index.js';
 import { traceRequest, type RequestAuthorizationTrace } from '../proxy/authz/evaluate.js';
-import { tcpPolicySource } from '../proxy/authz/tcp.js';
+import { tcpConnectionRequest, tcpPolicySource } from '../proxy/authz/tcp.js';
 import type { Endpoint } from '../proxy/forward/connector.js';
 import { normalizeRequestTarget } from '../proxy/http/normalize.js';
 import {
@@ -123,17 +123,7 @@ export function waypointStep(
 
   if (protocol.kind === 'tcp') {
     // proxy/server/tcp-forward.ts: the TCP views of the bound policies, no HTTP attributes.
-    const request: WaypointRequest = {
-      srcIp: hop.client.ip,
-      srcIdentity: hop.client.identity,
-      ...dialled,
-      method: '',
-      path: '',
-      query: '',
-      host: undefined,
-      rawHeaders: [],
-      sni: undefined,
-    };
+    const request = tcpConnectionRequest(hop.client.ip, hop.client.identity, dialled.dstIp, dialled.dstPort);
     const decided = authorize(
       store,
       bound,

@@ -15,6 +15,29 @@ import type {
 import type { AuthorizationPolicySource } from './binding.js';
 import type { VersionedPolicySource } from './cache.js';
 import { SKIPPED_RULE } from './authorization.js';
+import type { WaypointRequest } from './request.js';
+import type { SpiffeIdentity } from '../../core/spiffe.js';
+
+/** What the TCP views are evaluated against: the connection's addresses and peer, no HTTP attributes. */
+export function tcpConnectionRequest(
+  srcIp: string,
+  srcIdentity: SpiffeIdentity,
+  dstIp: string,
+  dstPort: number,
+): WaypointRequest {
+  return {
+    srcIp,
+    srcIdentity,
+    dstIp,
+    dstPort,
+    method: '',
+    path: '',
+    query: '',
+    host: undefined,
+    rawHeaders: [],
+    sni: undefined,
+  };
+}
 
 /** `when` attributes a TCP connection has (everything from the peer certificate and the addresses). */
 const TCP_ATTRIBUTES: ReadonlySet<ConditionAttribute> = new Set<ConditionAttribute>([

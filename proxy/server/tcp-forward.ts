@@ -12,6 +12,7 @@ import {
   type WaypointVerdict,
 } from '../authz/index.js';
 import type { Tunnel } from '../tunnel/hbone-server.js';
+import { tcpConnectionRequest } from '../authz/tcp.js';
 import type { Endpoint, UpstreamConnector } from '../forward/connector.js';
 import type { RandomSource } from '../routing/index.js';
 import { endpointsOf } from './request-handler.js';
@@ -51,18 +52,7 @@ export class WaypointTcpForwarder implements TcpForwarder {
         waypoint: this.waypoint,
         service: service && { namespace: service.namespace, name: service.name },
       }),
-      {
-        srcIp: tunnel.source.ip,
-        srcIdentity: tunnel.peer,
-        dstIp: target.dialled.ip,
-        dstPort: target.dialled.port,
-        method: '',
-        path: '',
-        query: '',
-        host: undefined,
-        rawHeaders: [],
-        sni: undefined,
-      },
+      tcpConnectionRequest(tunnel.source.ip, tunnel.peer, target.dialled.ip, target.dialled.port),
     );
     const report = (
       upstream: Endpoint | undefined,

@@ -11,6 +11,8 @@ import { formatRejection } from '../core/convert/index.js';
 import { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
 import { GrpcCaClient, type CaClient, type GrpcCaClientOptions } from '../core/identity/ca-client.js';
 import { CertificateManager } from '../core/identity/manager.js';
+import { registerCertificateMetrics } from '../core/identity/certificate-metrics.js';
+import { CertificateReadiness } from '../core/identity/certificate-readiness.js';
 import { identitiesForNode } from './identity/node-identities.js';
 import {
   createAdminServer,
@@ -53,6 +55,8 @@ export interface AgentOptions {
   readonly configSource: string;
   readonly ca: GrpcCaClientOptions;
   readonly certTtlSeconds: number;
+  /** Cap on the certificate retry backoff (default ztunnel's 150 s); tests shorten it to bound their waits. */
+  readonly certMaxBackoffMs?: number;
   readonly adminListen: HostPort;
   /** The admin endpoints also on this Unix socket (the lab's: reachable from outside the node's netns). */
   readonly adminSocket?: string;
@@ -108,9 +112,12 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     trustDomain: options.trustDomain,
     ttlSeconds: options.certTtlSeconds,
     log: componentLogger('agent.identity'),
+    ...(options.certMaxBackoffMs !== undefined && { maxBackoffMs: options.certMaxBackoffMs }),
   });
   const registry = new Registry();
   const metrics = new TcpMetrics(registry);
+  registerCertificateMetrics(registry, certificates);
+  const certificateReadiness = new CertificateReadiness(certificates);
   const flows = new FlowRing({
     reporter: { kind: 'agent', name: options.nodeName },
     ...(options.flowBuffer !== undefined && { capacity: options.flowBuffer }),
@@ -232,7 +239,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   }
   let readinessAddress: HostPort | null = null;
   if (options.readinessListen) {
-    const s = createReadinessServer(() => (configLoaded ? true : 'configuration not loaded yet'));
+    const s = createReadinessServer(() =>
+      configLoaded ? certificateReadiness.isReady() : 'configuration not loaded yet',
+    );
     servers.push(s);
     readinessAddress = await listenHttp(s, options.readinessListen);
   }

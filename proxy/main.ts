@@ -15,6 +15,8 @@ import { formatSpiffeId } from '../core/spiffe.js';
 import { isAmbientEnrolled, isTerminated, type Workload } from '../core/model/workload.js';
 import { GrpcCaClient } from '../core/identity/ca-client.js';
 import { CertificateManager, Priority } from '../core/identity/manager.js';
+import { registerCertificateMetrics } from '../core/identity/certificate-metrics.js';
+import { CertificateReadiness } from '../core/identity/certificate-readiness.js';
 import { HboneClientPool } from '../core/hbone/client-pool.js';
 import {
   createAdminServer,
@@ -70,6 +72,8 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
     !isTerminated(w) && isAmbientEnrolled(store.namespace(w.namespace), w);
 
   const registry = new Registry();
+  registerCertificateMetrics(registry, certificates);
+  const certificateReadiness = new CertificateReadiness(certificates);
   const flows = new FlowRing({
     reporter: { kind: 'waypoint', name: `${options.namespace}/${options.podName ?? hostname()}` },
     ...(options.flowBuffer !== undefined && { capacity: options.flowBuffer }),
@@ -141,7 +145,8 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
     ? await listenHttp(
         push(
           servers,
-          createReadinessServer(() => ready),
+          // Once started, it stays ready through a CA outage until its certificate would expire.
+          createReadinessServer(() => (ready === true ? certificateReadiness.isReady() : ready)),
         ),
         options.readinessListen,
       )

@@ -7,7 +7,10 @@
 // - A certificate that is still valid keeps serving while its renewal fails; only expiry removes it.
 // - At most `maxConcurrentCsrs` CSRs run at once; queued ones run by priority
 //   (RealTime: a connection waits > Warmup: prefetch > Background: rotation), oldest first.
-// - Failed fetches retry with jittered exponential backoff, capped at MAX_BACKOFF_MS, per identity.
+// - Failed fetches retry with jittered exponential backoff, capped at `maxBackoffMs` (default
+//   MAX_BACKOFF_MS), per identity.
+// - `health()` reports the certificate held even after it expired (`status()` and `fetch()` hide it), so
+//   readiness and metrics can say how long ago it expired.
 import { EventEmitter } from 'node:events';
 import { WeftError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -57,6 +60,20 @@ export interface CertificateStatus {
   readonly lastError?: string;
 }
 
+/**
+ * One identity's certificate as readiness and metrics see it: the certificate held (expired or not) and
+ * how renewal is going. Public fields only: never the key.
+ */
+export interface CertificateHealth {
+  readonly spiffeId: string;
+  /** The certificate held, even if expired; undefined while none has been issued for this identity. */
+  readonly held:
+    { readonly serialNumber: string; readonly notBefore: Date; readonly notAfter: Date } | undefined;
+  /** Failed CSRs since the last success; 0 while issuance and renewal succeed. */
+  readonly consecutiveFailures: number;
+  readonly lastError: string | undefined;
+}
+
 export interface CertificateManagerInputs {
   readonly caClient: CaClient;
   readonly trustDomain: string;
@@ -67,6 +84,8 @@ export interface CertificateManagerInputs {
   readonly clock?: Clock;
   /** In [0, 1); injected for deterministic jitter in tests. */
   readonly random?: () => number;
+  /** Cap on the retry backoff (default MAX_BACKOFF_MS, ztunnel's); tests shorten it to bound their waits. */
+  readonly maxBackoffMs?: number;
 }
 
 class Waiter {
@@ -84,6 +103,8 @@ class IdentityEntry {
   timer: TimerHandle | undefined = undefined;
   nextRefreshMs: number | undefined = undefined;
   backoffMs = 0;
+  /** Failed CSRs since the last success. */
+  failures = 0;
   lastError: string | undefined = undefined;
   waiters: Waiter[] = [];
 
@@ -106,6 +127,7 @@ export class CertificateManager extends EventEmitter {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #maxConcurrent: number;
+  readonly #maxBackoffMs: number;
   readonly #entries = new Map<string, IdentityEntry>();
   readonly #queue: FetchJob[] = [];
   /** Running CSRs by identity, also those whose entry was forgotten meanwhile: one CSR per identity. */
@@ -120,6 +142,7 @@ export class CertificateManager extends EventEmitter {
     this.#clock = inputs.clock ?? systemClock;
     this.#random = inputs.random ?? Math.random;
     this.#maxConcurrent = inputs.maxConcurrentCsrs ?? DEFAULT_MAX_CONCURRENT_CSRS;
+    this.#maxBackoffMs = inputs.maxBackoffMs ?? MAX_BACKOFF_MS;
   }
 
   /**
@@ -198,6 +221,21 @@ export class CertificateManager extends EventEmitter {
           nextRefresh: new Date(entry.nextRefreshMs).toISOString(),
         }),
         ...(entry.lastError !== undefined && { lastError: entry.lastError }),
+      });
+    }
+    return out.sort((a, b) => a.spiffeId.localeCompare(b.spiffeId));
+  }
+
+  /** Every identity's held certificate and renewal state, sorted by identity; computed on each call. */
+  health(): CertificateHealth[] {
+    const out: CertificateHealth[] = [];
+    for (const entry of this.#entries.values()) {
+      const c = entry.current;
+      out.push({
+        spiffeId: entry.spiffeId,
+        held: c && { serialNumber: c.serialNumber, notBefore: c.notBefore, notAfter: c.notAfter },
+        consecutiveFailures: entry.failures,
+        lastError: entry.lastError,
       });
     }
     return out.sort((a, b) => a.spiffeId.localeCompare(b.spiffeId));
@@ -300,6 +338,7 @@ export class CertificateManager extends EventEmitter {
   #succeeded(entry: IdentityEntry, cert: WorkloadCertificate): void {
     entry.current = cert;
     entry.lastError = undefined;
+    entry.failures = 0;
     const now = this.#clock.now();
     const half = cert.notBefore.getTime() + (cert.notAfter.getTime() - cert.notBefore.getTime()) / 2;
     if (half > now) {
@@ -325,6 +364,7 @@ export class CertificateManager extends EventEmitter {
 
   #failed(entry: IdentityEntry, error: unknown): void {
     entry.lastError = errorMessage(error);
+    entry.failures++;
     const delay = this.#nextBackoff(entry);
     const current = entry.current;
     const stillValid = current !== undefined && current.notAfter.getTime() > this.#clock.now();
@@ -335,6 +375,10 @@ export class CertificateManager extends EventEmitter {
         error: entry.lastError,
         retry_in_ms: Math.round(delay),
         serving: stillValid,
+        // How long the CA may stay away before this identity's connections start failing.
+        ...(stillValid && {
+          expires_in_s: Math.round((current.notAfter.getTime() - this.#clock.now()) / 1000),
+        }),
       },
       'certificate fetch failed',
     );
@@ -343,11 +387,12 @@ export class CertificateManager extends EventEmitter {
     this.#emitSafely('fetch-failed', entry.spiffeId, error);
   }
 
-  /** Doubles the identity's backoff (first 500 ms, cap 150 s) and returns it with ±20 % jitter. */
+  /** Doubles the identity's backoff (first 500 ms, cap 150 s by default) and returns it with ±20 % jitter. */
   #nextBackoff(entry: IdentityEntry): number {
+    const cap = this.#maxBackoffMs;
     entry.backoffMs =
-      entry.backoffMs === 0 ? INITIAL_BACKOFF_MS : Math.min(entry.backoffMs * 2, MAX_BACKOFF_MS);
-    return Math.min(MAX_BACKOFF_MS, entry.backoffMs * (1 - JITTER + 2 * JITTER * this.#random()));
+      entry.backoffMs === 0 ? Math.min(INITIAL_BACKOFF_MS, cap) : Math.min(entry.backoffMs * 2, cap);
+    return Math.min(cap, entry.backoffMs * (1 - JITTER + 2 * JITTER * this.#random()));
   }
 
   /** Listeners are observers: one that throws must not derail rotation or crash the process. */

@@ -20,7 +20,14 @@ import { removeDir, startTestCa, StaticPlacement } from '../../helpers/ca.js';
 const id = (sa: string) => `spiffe://cluster.local/ns/default/sa/${sa}`;
 const log = rootLogger.child({ component: 'test' });
 
-async function setup(opts: { ttlSeconds?: number; maxConcurrentCsrs?: number; random?: () => number } = {}) {
+async function setup(
+  opts: {
+    ttlSeconds?: number;
+    maxConcurrentCsrs?: number;
+    random?: () => number;
+    maxBackoffMs?: number;
+  } = {},
+) {
   const clock = new ManualClock();
   const ca = await LocalCaClient.create();
   ca.now = () => new Date(clock.now());
@@ -32,6 +39,7 @@ async function setup(opts: { ttlSeconds?: number; maxConcurrentCsrs?: number; ra
     clock,
     random: opts.random ?? (() => 0.5),
     ...(opts.maxConcurrentCsrs !== undefined && { maxConcurrentCsrs: opts.maxConcurrentCsrs }),
+    ...(opts.maxBackoffMs !== undefined && { maxBackoffMs: opts.maxBackoffMs }),
   });
   return { clock, ca, manager };
 }
@@ -141,7 +149,6 @@ t.test('at most N CSRs at once; a waiting connection jumps the prefetch queue', 
   await ca.waitForCalls(3);
   t.equal(ca.calls[2], id('e'), 'RealTime runs before queued Warmup fetches');
   t.equal(ca.heldCount(), 2, 'still two at once');
-  ca.hold = false;
   while (ca.heldCount() > 0) ca.releaseOne();
   t.equal((await urgent).spiffeId, id('e'));
 });
@@ -249,7 +256,6 @@ t.test('forgetting and asking again during an in-flight CSR makes one CSR', asyn
   manager.forget(id('web'));
   await t.rejects(first, /no longer served/);
   const second = manager.fetch(id('web'));
-  ca.hold = false;
   ca.releaseOne();
   t.equal((await second).spiffeId, id('web'), 'the running CSR serves the new request');
   t.equal(ca.calls.length, 1, 'one CSR');
@@ -279,4 +285,46 @@ t.test('a certificate issued past its half-life renews on backoff, not in a loop
   await renewed;
   t.equal(clock.pendingDelays()[0], 2 * INITIAL_BACKOFF_MS, 'and backing off further');
   t.equal(ca.calls.length, 2);
+});
+
+t.test('maxBackoffMs caps the retry backoff', async (t) => {
+  const { clock, ca, manager } = await setup({ maxBackoffMs: 2_000 });
+  t.teardown(() => manager.close());
+  ca.failNext = 1000;
+  await t.rejects(manager.fetch(id('web')));
+  const delays = [clock.pendingDelays()[0]!];
+  for (let i = 0; i < 4; i++) {
+    const failed = once(manager, 'fetch-failed');
+    clock.advance(delays.at(-1)!);
+    await failed;
+    delays.push(clock.pendingDelays()[0]!);
+  }
+  t.same(delays, [500, 1000, 2000, 2000, 2000], 'doubling from 500 ms up to the cap');
+});
+
+t.test('health() keeps the expired certificate and counts failures since the last success', async (t) => {
+  const { clock, ca, manager } = await setup();
+  t.teardown(() => manager.close());
+  const cert = await manager.fetch(id('web'));
+  t.same(manager.health(), [
+    {
+      spiffeId: id('web'),
+      held: { serialNumber: cert.serialNumber, notBefore: cert.notBefore, notAfter: cert.notAfter },
+      consecutiveFailures: 0,
+      lastError: undefined,
+    },
+  ]);
+  ca.failNext = 1000;
+  for (let i = 0; i < 2; i++) {
+    const failed = once(manager, 'fetch-failed');
+    clock.advance(clock.pendingDelays()[0]!);
+    await failed;
+  }
+  ca.hold = true; // the retry due on the way stays at the CA
+  clock.advance(cert.notAfter.getTime() - clock.now() + 1);
+  const [h] = manager.health();
+  t.equal(h?.held?.serialNumber, cert.serialNumber, 'the expired certificate is still reported');
+  t.equal(manager.status()[0]?.serialNumber, undefined, 'while status() no longer shows it');
+  t.equal(h?.consecutiveFailures, 2);
+  t.match(h?.lastError, /CA unavailable/);
 });

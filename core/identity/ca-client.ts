@@ -32,6 +32,9 @@ export interface GrpcCaClientOptions {
 /** A CSR round trip is milliseconds; 10 s covers a CA under load without hanging a waiting connection. */
 const DEFAULT_CA_TIMEOUT_MS = 10_000;
 
+/** The channel's reconnect backoff cap: a returning CA is found within this. */
+const MAX_RECONNECT_BACKOFF_MS = 5_000;
+
 export class GrpcCaClient implements CaClient {
   readonly #stub: CaServiceStub;
   readonly #tokenFile: string;
@@ -39,7 +42,9 @@ export class GrpcCaClient implements CaClient {
   readonly #target: string;
 
   constructor(options: GrpcCaClientOptions) {
-    const channelOptions: grpc.ChannelOptions = {};
+    // The certificate manager already retries with its own backoff; a channel that also backs off (grpc-js:
+    // up to 120 s) fails those retries at once with the last error long after the CA is back.
+    const channelOptions: grpc.ChannelOptions = { 'grpc.max_reconnect_backoff_ms': MAX_RECONNECT_BACKOFF_MS };
     if (options.serverName) channelOptions['grpc.ssl_target_name_override'] = options.serverName;
     this.#target = formatHostPort(options.address);
     const credentials = grpc.credentials.createSsl(readFileSync(options.rootCertFile));

@@ -24,13 +24,15 @@ function input(port: number, verdict: FlowEvent['verdict'] = 'ALLOWED'): FlowEve
   };
 }
 
-/** A sink that accepts `room` lines, then reports itself full until drained. */
+/** A sink that accepts `room` writes, then reports itself full until drained; keeps the lines apart. */
 class TestSink implements FlowSink {
   lines: string[] = [];
+  writes: string[] = [];
   constructor(public room = Infinity) {}
-  write(line: string): boolean {
-    this.lines.push(line);
-    return this.lines.length < this.room;
+  write(chunk: string): boolean {
+    this.writes.push(chunk);
+    for (const line of chunk.split('\n')) if (line !== '') this.lines.push(line);
+    return this.writes.length < this.room;
   }
   parsed() {
     return this.lines.map((l) => parseFlowLine(l));
@@ -83,21 +85,22 @@ t.test('a non-following reader gets the last N that pass its filter, then ends',
 
 t.test('a follower gets new events; one that is full is paused, then skips what it lost', async (t) => {
   const ring = new FlowRing({ reporter: { kind: 'agent', name: 'n1' }, capacity: 16 });
-  const sink = new TestSink(4);
+  const sink = new TestSink(1);
   const reader = ring.read({ last: 0, follow: true, filter: () => true, sink });
   for (let i = 0; i < 10; i++) ring.record(input(i));
   await settle();
-  t.equal(sink.lines.length, 4, 'written until the sink said it was full, not further');
+  t.equal(sink.writes.length, 1, 'the events of one turn go out in one write; then the sink is full');
+  t.equal(sink.lines.length, 10);
   for (let i = 10; i < 100; i++) ring.record(input(i));
   await settle();
-  t.equal(sink.lines.length, 4, 'nothing written while paused, however many events arrive');
+  t.equal(sink.writes.length, 1, 'nothing written while paused, however many events arrive');
   sink.room = Infinity;
   reader.resume();
   await settle();
   const lines = sink.parsed();
-  t.match(lines[4], { type: 'lost', count: 100 - 16 - 4, reporter: { kind: 'agent', name: 'n1' } });
+  t.match(lines[10], { type: 'lost', count: 100 - 16 - 10, reporter: { kind: 'agent', name: 'n1' } });
   t.same(
-    lines.slice(5).map((e) => (e as FlowEvent).seq),
+    lines.slice(11).map((e) => (e as FlowEvent).seq),
     Array.from({ length: 16 }, (_, i) => 84 + i),
     'then the 16 the ring still holds',
   );
@@ -106,6 +109,22 @@ t.test('a follower gets new events; one that is full is paused, then skips what 
   t.equal((sink.parsed().at(-1) as FlowEvent).seq, 100, 'and keeps following');
   reader.close();
   t.equal(ring.readerCount, 0);
+});
+
+t.test('writes are joined lines of bounded size', async (t) => {
+  const ring = new FlowRing({ reporter: { kind: 'agent', name: 'n1' }, capacity: 4096 });
+  for (let i = 0; i < 1000; i++) ring.record(input(i));
+  const sink = new TestSink();
+  ring.read({ last: 1000, follow: false, filter: () => true, sink });
+  for (let i = 0; i < 40; i++) await tick();
+  t.equal(sink.lines.length, 1000);
+  t.ok(sink.writes.length > 1 && sink.writes.length < 100, `${sink.writes.length} writes for 1000 events`);
+  const longest = Math.max(...sink.writes.map((w) => w.length));
+  t.ok(longest < 16 * 1024 + 1024, `no write much over 16 KiB (${longest})`);
+  t.ok(
+    sink.writes.every((w) => w.endsWith('\n')),
+    'every write ends on a line boundary',
+  );
 });
 
 t.test('one reader per event-loop turn gets at most a batch, so others are served alongside', async (t) => {

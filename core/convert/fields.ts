@@ -24,7 +24,13 @@ const MAX_SHOWN_CHARS = 60;
 
 /** A short rendering of a bad value for "got …" in messages. */
 export function shown(value: unknown): string {
-  const text = value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
+  let text: string;
+  try {
+    text = value === undefined ? 'nothing' : (JSON.stringify(value) ?? String(value));
+  } catch {
+    // A YAML alias can make a value contain itself (`a: &x [*x]`): say so rather than throw.
+    text = 'a value that contains itself (a recursive YAML alias)';
+  }
   return text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS)}…` : text;
 }
 

@@ -165,7 +165,16 @@ class ContentsBuilder {
 }
 
 function parseYaml(text: string): Document[] {
-  return parseAllDocuments(text).map((doc, i): Document => {
+  let docs: ReturnType<typeof parseAllDocuments>;
+  try {
+    docs = parseAllDocuments(text);
+  } catch (err) {
+    // The parser recurses on nesting; hostile input can exhaust the stack (RangeError) before it reports.
+    return [
+      { document: 1, error: `YAML error: ${firstLine(err instanceof Error ? err.message : String(err))}` },
+    ];
+  }
+  return docs.map((doc, i): Document => {
     const document = i + 1;
     const error = doc.errors[0];
     if (error !== undefined) return { document, error: `YAML syntax error: ${firstLine(error.message)}` };

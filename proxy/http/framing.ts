@@ -36,6 +36,8 @@
 // `HTTP2-Settings`, which Node does not act on but an upstream could (h2c smuggling: a tunnel past the
 // waypoint's per-request checks).
 
+import { METHODS } from 'node:http';
+
 export type HttpProtocol = 'http/1' | 'h2';
 
 export interface RequestHead {
@@ -47,6 +49,8 @@ export interface RequestHead {
   readonly rawHeaders: readonly string[];
   /** HTTP/2 `:authority`, when present. */
   readonly authority?: string | undefined;
+  /** The method (checked for h2: Node's HTTP/1 parser already refuses what it does not know). */
+  readonly method?: string | undefined;
 }
 
 export type FramingDecision =
@@ -58,6 +62,12 @@ function refuse(status: 400 | 501 | 505, reason: string): FramingDecision {
   return Object.freeze({ ok: false, status, reason });
 }
 
+/**
+ * Methods an HTTP/1 hop can carry (Node's parser's list): an HTTP/2 `:method` outside it (`get`, a made-up
+ * token) would reach a backend as something no policy was written for. Found by fuzz/targets/waypoint-h2.
+ */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+const UNKNOWN_METHOD = refuse(400, 'a method HTTP/1 does not know (methods are case-sensitive)');
 const BAD_VERSION = refuse(505, 'only HTTP/1.0 and HTTP/1.1 are accepted over HTTP/1');
 const TE_IN_HTTP10 = refuse(400, 'Transfer-Encoding in an HTTP/1.0 request');
 const TE_NOT_CHUNKED = refuse(501, 'Transfer-Encoding other than "chunked" is not supported');
@@ -79,6 +89,7 @@ const NEVER_HOP_BY_HOP: ReadonlySet<string> = new Set(['content-length', 'transf
 export function checkRequestFraming(head: RequestHead): FramingDecision {
   const http1 = head.protocol === 'http/1';
   if (http1 && head.httpVersion !== '1.1' && head.httpVersion !== '1.0') return BAD_VERSION;
+  if (!http1 && head.method !== undefined && !KNOWN_METHODS.has(head.method)) return UNKNOWN_METHOD;
   const raw = head.rawHeaders;
   let hosts = 0;
   let host: string | undefined;

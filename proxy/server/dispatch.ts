@@ -75,10 +75,23 @@ export class TunnelDispatcher {
       if (this.#pending) this.#bySession.set(session, this.#pending);
       session.on('error', () => undefined);
     });
-    this.#h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    const onRequest = (req: Http2ServerRequest, res: Http2ServerResponse): void => {
       const tunnel = req.stream.session && this.#bySession.get(req.stream.session);
       if (!tunnel) return res.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       handler.handle(req, res, tunnel);
+    };
+    this.#h2.on('request', onRequest);
+    // `expect: 100-continue`: Node's own answer throws (and kills the process) when the stream is already
+    // gone, as when the client sent GOAWAY in the same write (found by fuzz/targets/waypoint-h2). Answer
+    // only a live stream; the request then goes the usual way.
+    this.#h2.on('checkContinue', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      if (res.stream.destroyed || res.stream.closed) return;
+      try {
+        res.writeContinue();
+      } catch {
+        return;
+      }
+      onRequest(req, res);
     });
     this.#h2.setTimeout(0);
   }

@@ -240,6 +240,7 @@ export class RequestHandler {
       httpVersion: req.httpVersion,
       rawHeaders: req.rawHeaders,
       authority: h2 ? header(req, ':authority') : undefined,
+      method: req.method,
     });
     if (!framing.ok) return local(framing.status, framing.reason, 'request_framing_invalid', '-', !h2);
     const target = normalizeRequestTarget(req.url ?? '');

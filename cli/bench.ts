@@ -1,4 +1,4 @@
-// `weft bench ca|compare|capture|agree|load|tcp|hold|serve|kube-scale`
+// `weft bench ca|compare|capture|observe|agree|load|tcp|hold|serve|kube-scale`
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCaBench } from '../bench/ca-signing.js';
@@ -10,6 +10,8 @@ import { benchHold, benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-l
 import { AGREE_USAGE, benchAgree } from './bench-agree.js';
 import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
 import { formatKubeScale, KUBE_SCALE_DEFAULTS, runKubeScale } from '../bench/kube-scale.js';
+import { runObserveCost } from '../bench/observe-cost.js';
+import { formatObserveCost } from '../bench/observe-cost/format.js';
 
 export const BENCH_USAGE = `weft bench ca [--requests 2000] [--concurrency 8] [--warmup 200] [--json]   CA signing rate and latency
 weft bench compare [--duration 30s] [--warmup 5s] [--idle-connections 10000] [--quick] [--out DIR] [--json]
@@ -17,6 +19,13 @@ weft bench compare [--duration 30s] [--warmup 5s] [--idle-connections 10000] [--
                lab (root); writes DIR/report.json and DIR/report.html (default bench/results), prints Markdown
 weft bench capture [--duration 10s] [--warmup 2s] [--json]   direct vs captured passthrough vs mesh in a
                weft lab: the cost of transparent capture alone (root)
+weft bench observe [--duration 10s] [--warmup 2s] [--rounds 2] [--readers 8] [--out DIR] [--json]
+               what /flows readers cost the agents (root; a weft lab with the demo): the same load with
+               no readers, stalled, fast and slow readers (--readers per agent, at most 16), interleaved
+               per round; live memory after a full GC through each agent's inspector (opened with
+               SIGUSR1), RSS, CPU; ratios to no readers and the pass/fail criteria; with --out writes
+               DIR/observe-cost.json. Exit 1: the check failed (not measured as claimed); 2: a criterion
+               failed
 ${LOAD_USAGE}
 ${AGREE_USAGE}
 weft bench kube-scale [--pods 100000] [--services 10000] [--churn-seconds 60] [--rate 100]
@@ -35,6 +44,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (sub === 'compare') return benchCompare(rest);
   if (sub === 'agree') return benchAgree(rest);
   if (sub === 'capture') return benchCapture(rest);
+  if (sub === 'observe') return benchObserve(rest);
   if (sub === 'kube-scale') return benchKubeScale(rest);
   if (sub !== 'ca') throw new UsageError(BENCH_USAGE);
   const f = parseFlags(rest, {
@@ -87,6 +97,56 @@ async function benchCapture(argv: string[]): Promise<number> {
     `weft: CAPTURE CHECK FAILED: the figures do not measure what they claim\n${result.check.problems.map((p) => `  ${p}\n`).join('')}`,
   );
   return 1;
+}
+
+async function benchObserve(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    rounds: { type: 'string' },
+    readers: { type: 'string' },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const durationS = secondsToMs(f, 'duration', 10) / 1000;
+  const warmupS = secondsToMs(f, 'warmup', 2) / 1000;
+  const rounds = intFlag(f, 'rounds', 2, 100);
+  // An agent serves at most 16 flow readers at once (core/flows/ring.ts); more would be refused.
+  const readersPerAgent = intFlag(f, 'readers', 8, 16);
+  if (process.getuid?.() !== 0) throw new Error('weft bench observe needs root (it builds a weft lab)');
+  const result = await runObserveCost({
+    durationS,
+    warmupS,
+    rounds,
+    readersPerAgent,
+    command: ['weft', 'bench', 'observe', ...argv].join(' '),
+    out: (line) => process.stderr.write(`${line}\n`),
+  });
+  if (typeof f.out === 'string') {
+    const outDir = resolve(f.out);
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(join(outDir, 'observe-cost.json'), `${JSON.stringify(result, null, 2)}\n`);
+    process.stderr.write(`report: ${join(outDir, 'observe-cost.json')}\n`);
+  }
+  process.stdout.write(f.json === true ? `${JSON.stringify(result)}\n` : `${formatObserveCost(result)}\n`);
+  if (!result.check.passed) {
+    process.stderr.write(
+      `weft: OBSERVE CHECK FAILED: the figures do not measure what they claim\n${result.check.problems.map((p) => `  ${p}\n`).join('')}`,
+    );
+    return 1;
+  }
+  if (result.disturbed.length > 0)
+    process.stderr.write(
+      `weft: bench observe: other work disturbed ${result.disturbed.length} run(s); the ratios are unsafe:\n${result.disturbed.map((d) => `  ${d}\n`).join('')}`,
+    );
+  if (!result.criteriaPassed) {
+    const failed = result.criteria.filter((c) => !c.passed);
+    process.stderr.write(
+      `weft: bench observe: ${failed.length} criterion/criteria failed\n${failed.map((c) => `  ${c.mode}: ${c.what} = ${c.value} (${c.bound})\n`).join('')}`,
+    );
+    return 2;
+  }
+  return 0;
 }
 
 async function benchCompare(argv: string[]): Promise<number> {

@@ -9,9 +9,10 @@
 // They speak HTTP/1.1 over a raw socket rather than through node:http, so that "never reads" means the
 // socket's own reads stop: node:http would keep reading into its own buffers first. Reads go into one
 // fixed buffer per client (`onread`), so a read is at most that buffer's size and the slow reader's pace
-// is real. The body is chunked; every line of the stream is one `write` on the agent's side, hence one
-// chunk (or part of one, when writes are corked together), so splitting the raw bytes at '\n' yields the
-// JSON lines whole, with the chunk framing (`SIZE\r`, `\r`) as separate pieces that start with no '{'.
+// is real. The body is chunked, and the agent writes whole lines only (several joined per write, never
+// one split across two: core/flows/ring.ts), so every chunk holds whole lines and splitting the raw
+// bytes at '\n' yields the JSON lines whole, with the chunk framing (`SIZE\r`, `\r`) as separate pieces
+// that start with no '{'.
 import net from 'node:net';
 
 export type FlowReaderKind = 'stalled' | 'fast' | 'slow';

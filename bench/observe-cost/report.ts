@@ -18,11 +18,13 @@ export const MODE_LABELS: Record<ObserveMode, string> = {
 /**
  * Memory an agent holds at the end of a run with stalled or slow readers (live after a full GC, the
  * readers still connected and not reading), over what it holds at the end of a run without readers
- * (MiB). What the design allows: each reader's writable buffer (~16 KiB) and the serialized lines of
- * the events in the ring (each event is serialized once, for all readers, and the line lives as long
- * as the event: at most the ring's 4,096 events × ~0.7 KiB ≈ 3 MiB, what fast readers cost). 4 MiB
- * holds that with room for a few hundred KiB of measurement noise; buffering the stream for 8 readers
- * instead would hold ~1.5 MB/s each at this load, over 100 MiB in a 10 s run.
+ * (MiB). What the design allows: each reader's writable buffer (up to ~32 KiB: a write of up to 16 KiB
+ * of joined lines queued past the response's 16 KiB high-water mark) and the serialized lines of the
+ * events in the ring (each event is serialized once, for all readers, and the line lives as long as
+ * the event: at most the ring's 4,096 events, ~3.4 MiB as measured with fast readers, which have every
+ * line serialized). Stalled and slow readers have a few hundred lines serialized, so 4 MiB holds them
+ * with room for measurement noise (a few hundred KiB between like runs); buffering the stream for 8
+ * readers instead would hold ~1.5 MB/s each at this load, over 100 MiB in a 10 s run.
  */
 export const LIVE_MEMORY_BOUND_MIB = 4;
 /**
@@ -51,8 +53,8 @@ export const P99_RATIO_MAX = 1.2;
 /**
  * Bytes a stalled reader received before it was told it lost events: what sat in buffers for it. The
  * socket's send buffer (net.core.wmem_default, 208 KiB here, counted with per-write overhead) plus the
- * response's 16 KiB high-water mark; 512 KiB leaves room for a larger wmem_default and no room for
- * the ring's 4,096 events (~2.2 MiB) being buffered per reader.
+ * response's writable buffer (up to ~32 KiB); 512 KiB leaves room for a larger wmem_default and no
+ * room for the ring's 4,096 events (~2.2 MiB of lines) being buffered per reader.
  */
 export const STALLED_BUFFER_BOUND_BYTES = 512 * 1024;
 

@@ -30,12 +30,15 @@ import {
 } from '../../bench/observe-cost/report.js';
 import { CLI, labUnavailable, skipReason } from '../lab/cluster/lab-harness.js';
 import { run } from '../helpers/exec.js';
+import { benchLock } from '../helpers/bench-lock.js';
 
 // The bench takes ~50 s on a quiet machine (a lab, a warm-up run, four 4 s runs); on one shared with
 // other test files, twice that.
-t.setTimeout(240_000);
+// Plus what it may wait for another bench test first (helpers/bench-lock.ts).
+t.setTimeout(840_000);
 
 const unavailable = await labUnavailable();
+if (unavailable === undefined) await benchLock(t);
 
 function plainWeft(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -417,7 +417,10 @@ t.test('in a lab: the pod runs weft waypoint run; --enroll-namespace waits until
     command.join(' '),
     /^weft waypoint run --name waypoint --namespace shop --node node-2 --config file:\S+\/manifests /,
   );
-  t.match(command.join(' '), /--token-file \S+\/tokens\/node-2.token$/);
+  t.match(
+    command.join(' '),
+    /--token-file \S+\/tokens\/node-2.token --admin-socket \S+\/admin\/waypoint-\$\(POD_NAMESPACE\)\.\$\(POD_NAME\)\.sock$/,
+  );
 
   // What the controller reports once the pod accepts connections.
   lab.pods([

@@ -39,7 +39,8 @@ export async function benchLock(t: { teardown(fn: () => void): void }): Promise<
         rmSync(LOCK, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new Error(`${LOCK}: held by another bench test for ${WAIT_MS} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`${LOCK}: held by another bench test for ${WAIT_MS} ms`, { cause: err });
       await sleep(500);
     }
   }

@@ -10,6 +10,7 @@ import type { Tunnel } from '../tunnel/hbone-server.js';
 import { TunnelSocket } from '../tunnel/tunnel-socket.js';
 import { declaredProtocol, sniffProtocol, type TunnelProtocol } from '../tunnel/protocol.js';
 import type { RequestHandler } from './request-handler.js';
+import { isWebSocketUpgrade, withoutUpgrade } from './upgrade.js';
 
 /** How long an undeclared port waits for the client's first bytes before treating it as TCP. */
 export const DETECTION_TIMEOUT_MS = 1000;
@@ -54,7 +55,13 @@ export class TunnelDispatcher {
     });
     this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const tunnel = this.#byStream.get(req.socket);
-      if (!tunnel || !this.onUpgrade) return socket.destroy();
+      if (!tunnel) return socket.destroy();
+      if (!this.onUpgrade || !isWebSocketUpgrade(req)) {
+        // Node's parser let go of the socket at the upgrade: a new one reads the request again, plain.
+        socket.unshift(withoutUpgrade(req, head));
+        this.#http1.emit('connection', socket);
+        return;
+      }
       this.onUpgrade(req, socket, head, tunnel);
     });
     this.#http1.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {

@@ -561,6 +561,10 @@ export class RequestHandler {
             res.once('close', () => {
               if (!response.body.readableEnded) tryController.abort();
             });
+            // Destroying an undici body emits an AbortError: whoever destroys it (the abort below, a
+            // client gone before the head is forwarded) must not leave that unhandled (found by fuzzing:
+            // a pipelined CONNECT made Node drop the connection while a response was on its way).
+            response.body.on('error', ignore);
             if (tryController.signal.aborted) response.body.destroy();
             else
               tryController.signal.addEventListener('abort', () => response.body.destroy(), { once: true });
@@ -568,7 +572,7 @@ export class RequestHandler {
             return response;
           }
           response.body.resume();
-          response.body.on('error', () => undefined);
+          response.body.on('error', ignore);
           clearTimeout(tryTimer);
           overall.signal.removeEventListener('abort', onOverall);
           lastFailure = new AttemptError('reset', `status ${response.status} is retriable`);
@@ -866,3 +870,5 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true });
   });
 }
+
+function ignore(): void {}

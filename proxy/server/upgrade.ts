@@ -1,7 +1,9 @@
-// HTTP/1.1 upgrades (WebSocket and any other token) through the waypoint: the request is checked,
-// authorized and routed like any other; then its head goes to the chosen endpoint with `Upgrade` kept,
-// and from there bytes are piped both ways, so the backend's 101 and everything after pass unchanged.
-// Retries, mirrors and timeouts do not apply to an upgraded connection.
+// HTTP/1.1 upgrades through the waypoint. Only WebSocket is tunnelled (Istio's default upgrade list): the
+// request is checked, authorized and routed like any other; then its head goes to the chosen endpoint
+// with `Upgrade` kept, and once the backend answers 101 bytes are piped both ways. Retries, mirrors and
+// timeouts do not apply to an upgraded connection. Any other token (h2c above all, which would turn the
+// connection into one the waypoint no longer inspects) is dropped and the request parsed again as a
+// plain one (`withoutUpgrade`), so it is handled like every other request, whatever the backend speaks.
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
@@ -34,20 +36,18 @@ export class UpgradeHandler {
       );
       return;
     }
-    // Only WebSocket is tunnelled (Istio's default upgrade list). Any other token (h2c above all, which
-    // would turn the connection into one the waypoint no longer inspects) is sent on as a plain
-    // request without its upgrade, on a connection closed after the answer. Either way no byte of the
-    // client's after the request goes upstream unless the backend answered 101 to a WebSocket upgrade:
-    // bytes sent before that would be a request nobody parsed, authorized or routed (found by
-    // fuzz/targets/waypoint-http1).
-    const websocket = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
-    const bodyBytes = Number(req.headers['content-length'] ?? 0);
-    if (!websocket && (req.headers['transfer-encoding'] !== undefined || !Number.isSafeInteger(bodyBytes))) {
+    // A WebSocket handshake has no body (RFC 6455 4.1: a GET). One that declares a body would deadlock:
+    // the backend waits for the body the waypoint holds back until it answers 101 (found by fuzzing).
+    if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) !== 0) {
       socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
-    const { headers, authority } = this.handler.upstreamHeaders(req, decision, ex, websocket);
-    if (!websocket) headers.connection = 'close';
+    // The handshake is HTTP/1.1; an HTTP/2 backend would need RFC 8441's extended CONNECT.
+    if (decision.destination.protocol === 'h2') {
+      socket.end('HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const { headers, authority } = this.handler.upstreamHeaders(req, decision, ex, true);
     const endpoints = decision.destination.endpoints;
     const ep = endpoints[Math.floor(Math.random() * endpoints.length)]!;
     const lines = [`${req.method ?? 'GET'} ${decision.sendPath} HTTP/1.1`, `host: ${authority}`];
@@ -71,7 +71,6 @@ export class UpgradeHandler {
             },
             'upgraded connection closed',
           );
-        if (!websocket) return sendOnce(socket, upstream, head, bodyBytes, logClosed);
         awaitSwitch(socket, upstream, head, logClosed);
       },
       (err: unknown) => {
@@ -130,37 +129,42 @@ function awaitSwitch(
   upstream.once('close', () => socket.off('end', onEnd));
 }
 
-/** A non-WebSocket upgrade sent on as a plain request: its declared body only, then the answer. */
-function sendOnce(
-  socket: Duplex,
-  upstream: Duplex,
-  head: Buffer,
-  bodyBytes: number,
-  done: (sent: number, received: number) => void,
-): void {
-  let remaining = bodyBytes;
-  let received = 0;
-  const forward = (chunk: Buffer): void => {
-    if (remaining <= 0) return;
-    const part = chunk.subarray(0, remaining);
-    remaining -= part.length;
-    upstream.write(part);
-  };
-  forward(head);
-  // Bytes past the declared body are the client's next request: dropped, the connection closes after.
-  socket.on('data', forward);
-  socket.once('end', () => upstream.end());
-  socket.resume();
-  upstream.on('data', (c: Buffer) => (received += c.length));
-  upstream.pipe(socket);
-  upstream.once('end', () => done(bodyBytes - remaining, received));
-  upstream.once('error', () => abortBoth(socket, upstream));
-  socket.once('close', () => upstream.destroy());
-}
-
 function abortBoth(a: Duplex, b: Duplex): void {
   a.destroy();
   b.destroy();
 }
 
 function noop(): void {}
+
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  return String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+}
+
+/** Fields that only mean something for an upgrade the waypoint does not perform. */
+const UPGRADE_FIELDS = new Set(['upgrade', 'http2-settings']);
+
+/**
+ * The request's head written out again without `Upgrade` (and without its token in `Connection`), followed
+ * by the bytes already read past it: fed back to the HTTP/1 server, it is parsed as a plain request, body
+ * framing and all. Names and values are written as Node read them (latin1), so nothing is re-encoded.
+ */
+export function withoutUpgrade(req: IncomingMessage, head: Buffer): Buffer {
+  const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}`];
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (UPGRADE_FIELDS.has(lower)) continue;
+    let value = raw[i + 1]!;
+    if (lower === 'connection') {
+      const kept = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '' && !UPGRADE_FIELDS.has(token.toLowerCase()));
+      if (kept.length === 0) continue;
+      value = kept.join(', ');
+    }
+    lines.push(`${name}: ${value}`);
+  }
+  return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), head]);
+}

@@ -39,6 +39,13 @@ export interface CaptureOptions {
   readonly skipInterfaces?: readonly string[];
 }
 
+/** Socket cookies of the published listeners. */
+export interface PublishedListeners {
+  readonly outbound: bigint | undefined;
+  readonly plaintext: bigint | undefined;
+  readonly hbone: bigint | undefined;
+}
+
 export interface CaptureListenerFds {
   readonly outbound: number;
   readonly plaintext: number;
@@ -130,11 +137,25 @@ export class Capture {
     };
   }
 
-  /** Publishes the listening sockets: from now on the kernel steers new connections to them. */
-  publish(fds: CaptureListenerFds): void {
+  /**
+   * Publishes the listening sockets: from now on the kernel steers new connections to them, and not to
+   * those of an agent this one replaces (its listeners share the ports through SO_REUSEPORT; the
+   * sk_lookup program assigns exactly the published socket). Returns what identifies this publication.
+   */
+  publish(fds: CaptureListenerFds): PublishedListeners {
     this.#maps.putListener('outbound', fds.outbound);
     this.#maps.putListener('inbound', fds.plaintext);
     this.#maps.putListener('hbone', fds.hbone);
+    return this.publishedListeners();
+  }
+
+  /** The sockets the kernel steers to now, by socket cookie (undefined: none, captured traffic fails). */
+  publishedListeners(): PublishedListeners {
+    return {
+      outbound: this.#maps.listenerCookie('outbound'),
+      plaintext: this.#maps.listenerCookie('inbound'),
+      hbone: this.#maps.listenerCookie('hbone'),
+    };
   }
 
   /**

@@ -1,6 +1,7 @@
 // Live inbound connections, so a policy change can close exactly those it now denies (ztunnel's
 // connection manager). A connection is registered before it is answered; a change applied between the
 // check and the registration is therefore re-checked too.
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import type { ConfigStore } from '../core/store.js';
@@ -74,6 +75,18 @@ export class ConnectionRegistry {
       upstream: e.upstream !== undefined,
       downstreamDestroyed: e.downstream.destroyed,
     }));
+  }
+
+  /** Live connections still dialling their workload (no socket to it yet). */
+  get dialling(): number {
+    let n = 0;
+    for (const entry of this.#live) if (entry.upstream === undefined) n++;
+    return n;
+  }
+
+  /** The sockets to local workloads of the live connections already connected (what a drain ends). */
+  *workloadSockets(): Iterable<Socket> {
+    for (const entry of this.#live) if (entry.upstream instanceof Socket) yield entry.upstream;
   }
 
   remove(entry: RegisteredConnection): void {

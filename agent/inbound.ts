@@ -183,6 +183,7 @@ export class HboneInbound {
   readonly #sessions = new WeakMap<Http2Session, SessionInfo>();
   /** Open sessions, so close() can end them rather than leave them to the process exit. */
   readonly #live = new Set<Http2Session>();
+  #draining = false;
 
   constructor(inputs: InboundInputs) {
     this.#in = inputs;
@@ -362,6 +363,7 @@ export class HboneInbound {
     session.on('error', noop);
     this.#live.add(session);
     session.once('close', () => this.#live.delete(session));
+    if (this.#draining) askToMoveOn(session);
     // The stream window comes from SETTINGS; the connection window needs its own update (RFC 9113 §6.9.2).
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     this.#sessions.set(session, {
@@ -488,6 +490,23 @@ export class HboneInbound {
     }
   }
 
+  /**
+   * The start of a drain: stops accepting, and asks every peer to open its next tunnels elsewhere
+   * (GOAWAY; sessions still being set up get theirs when they are). Open tunnels run on. Resolves once
+   * every TCP connection the listeners accepted has ended.
+   */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    const ended = this.#listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve())));
+    for (const session of this.#live) askToMoveOn(session);
+    await Promise.all(ended);
+  }
+
+  /** Live HBONE sessions (connections from peers). */
+  get sessionCount(): number {
+    return this.#live.size;
+  }
+
   /** Stops accepting and tears down every session (their tunnels are reset). */
   async close(): Promise<void> {
     for (const l of this.#listeners) l.close();
@@ -514,3 +533,18 @@ function recordRefusal(
 }
 
 function noop(): void {}
+
+/**
+ * GOAWAY naming the highest possible stream: the peer opens no new stream here, and none it already sent
+ * is refused (RFC 9113 §6.8's graceful shutdown; a lower last-stream-id could refuse a CONNECT that
+ * crossed it on the wire and fail that application connection). Node's client then closes the session
+ * once its streams end.
+ */
+function askToMoveOn(session: Http2Session): void {
+  if (session.closed || session.destroyed) return;
+  try {
+    session.goaway(h2c.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+  } catch {
+    // already going away
+  }
+}

@@ -1,6 +1,7 @@
 // Wiring of the node agent: config store and source, certificates for this node's pods, the HBONE
 // server, the outbound proxy and its entry points, policy re-checks on config change, and the HTTP
 // endpoints. Decides nothing; returns a handle with the bound addresses, which tests use too.
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
@@ -11,6 +12,7 @@ import { formatRejection } from '../core/convert/index.js';
 import { TcpMetrics } from '../core/telemetry/tcp-metrics.js';
 import { GrpcCaClient, type CaClient, type GrpcCaClientOptions } from '../core/identity/ca-client.js';
 import { CertificateManager } from '../core/identity/manager.js';
+import { CertificateCache } from '../core/identity/certificate-cache.js';
 import { registerCertificateMetrics } from '../core/identity/certificate-metrics.js';
 import { CertificateReadiness } from '../core/identity/certificate-readiness.js';
 import { identitiesForNode } from './identity/node-identities.js';
@@ -21,6 +23,7 @@ import {
   createReadinessServer,
   listenHttp,
   listenHttpUnix,
+  listenWhenFree,
 } from '../core/http-endpoints.js';
 import { FlowRing } from '../core/flows/ring.js';
 import { LocalWorkloads } from './workloads.js';
@@ -37,16 +40,25 @@ import { tuneSocket } from '../core/tcp.js';
 import { createServer as netCreateServer } from 'node:net';
 import { Gauge } from 'prom-client';
 import { systemClock } from '../core/clock.js';
-import { Capture, markedDialer } from './capture.js';
+import { Capture, markedDialer, type PublishedListeners } from './capture.js';
 import { EnrolmentController } from './enrolment.js';
 import { PlaintextInbound } from './inbound-plaintext.js';
 import { unmapIpv4 } from '../core/address.js';
+import { ConnectionDrain, DEFAULT_DRAIN_TIMINGS, type DrainReport, type DrainTimings } from './drain.js';
+import type { Socket } from 'node:net';
 
 export const DEFAULT_ADMIN_PORT = 15000;
 export const DEFAULT_METRICS_PORT = 15020;
 export const DEFAULT_READINESS_PORT = 15021;
 /** How often capture looks for new pod interfaces (a new pod's first connection may come right away). */
 const INTERFACE_SCAN_MS = 500;
+/** How often an agent checks whether a successor took over steering. */
+const TAKEOVER_CHECK_MS = 100;
+/**
+ * After a takeover, the old listeners keep accepting this long: connections the kernel queued on them
+ * before the successor was published are served, not reset by closing the listener.
+ */
+const TAKEOVER_LINGER_MS = 1000;
 
 export interface AgentOptions {
   readonly nodeName: string;
@@ -71,6 +83,14 @@ export interface AgentOptions {
   readonly capture: { readonly pinDir: string; readonly bpffs: string } | null;
   /** Tests may pass their own CA client; by default a GrpcCaClient from `ca`. */
   readonly caClient?: CaClient;
+  /**
+   * Where workload certificates and their keys are kept across restarts, on a memory filesystem (see
+   * core/identity/certificate-cache.ts): a restarted agent serves before the CA answers. Without it,
+   * every start waits for the CA.
+   */
+  readonly certCacheDir?: string;
+  /** How a drain (takeover by a successor, or shutdown) ends the open connections. */
+  readonly drain?: Partial<DrainTimings>;
 }
 
 export interface AgentHandle {
@@ -84,6 +104,11 @@ export interface AgentHandle {
   readonly connections: ConnectionRegistry;
   readonly pool: HboneClientPool;
   readonly flows: FlowRing;
+  /**
+   * Stops accepting, asks HBONE peers to move on, and lets the open connections end (or ends them, see
+   * agent/drain.ts). Started by itself when a successor agent takes over steering; idempotent.
+   */
+  drain(reason: string): Promise<DrainReport>;
   close(): Promise<void>;
 }
 
@@ -107,13 +132,20 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   // enrolled, which identity, which node). HTTPRoutes are the waypoint's business.
   const source = createConfigSource(options.configSource, { kubernetes: { kinds: AGENT_KINDS } });
   const caClient = options.caClient ?? new GrpcCaClient(options.ca);
+  const certCache =
+    options.certCacheDir === undefined
+      ? undefined
+      : CertificateCache.open({ dir: options.certCacheDir, log: componentLogger('agent.identity') });
   const certificates = new CertificateManager({
     caClient,
     trustDomain: options.trustDomain,
     ttlSeconds: options.certTtlSeconds,
     log: componentLogger('agent.identity'),
     ...(options.certMaxBackoffMs !== undefined && { maxBackoffMs: options.certMaxBackoffMs }),
+    ...(certCache && { cache: certCache }),
   });
+  // Before anything serves or the first setWanted: cached certificates serve at once, CA or not.
+  if (certCache) await certificates.restore(readFileSync(options.ca.rootCertFile, 'utf8'));
   const registry = new Registry();
   const metrics = new TcpMetrics(registry);
   registerCertificateMetrics(registry, certificates);
@@ -185,6 +217,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
 
   // On every config change: keep certificates for exactly this node's enrolled pods, and close live
   // connections that policy now denies.
+  let draining: Promise<DrainReport> | undefined;
   const localChanges = new LocalChanges(store, options.nodeName);
   const onApplied = (_version?: number, change?: AppliedChange): void => {
     // Everything below reads only this node's pods, their namespaces and policies.
@@ -192,6 +225,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     certificates.setWanted(identitiesForNode(store, options.nodeName, options.trustDomain));
     connections.recheck();
     inbound.prune();
+    // The kernel state belongs to the successor once a drain began.
+    if (draining) return;
     void capture?.attachInterfaces();
     enrolment?.sync();
   };
@@ -223,9 +258,17 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     certificates: () => ({ node: options.nodeName, certificates: certificates.status() }),
     flows,
   };
+  // With capture, a fixed port may still be held by the agent this one replaces: wait for it instead of
+  // failing (it lets go once this one has taken over steering).
+  const listenFixed = (server: Server, addr: HostPort): Promise<HostPort> =>
+    options.capture && addr.port !== 0
+      ? Promise.resolve(listenWhenFree(server, addr, log))
+      : listenHttp(server, addr);
+  const fixedServers: Server[] = [];
   const admin = createAdminServer(adminInputs);
   servers.push(admin);
-  const adminAddress = await listenHttp(admin, options.adminListen);
+  fixedServers.push(admin);
+  const adminAddress = await listenFixed(admin, options.adminListen);
   if (options.adminSocket !== undefined) {
     const unixAdmin = createAdminServer(adminInputs);
     servers.push(unixAdmin);
@@ -235,15 +278,17 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   if (options.metricsListen) {
     const s = createMetricsServer(registry);
     servers.push(s);
-    metricsAddress = await listenHttp(s, options.metricsListen);
+    fixedServers.push(s);
+    metricsAddress = await listenFixed(s, options.metricsListen);
   }
   let readinessAddress: HostPort | null = null;
   if (options.readinessListen) {
     const s = createReadinessServer(() =>
-      configLoaded ? certificateReadiness.isReady() : 'configuration not loaded yet',
+      draining ? 'draining' : configLoaded ? certificateReadiness.isReady() : 'configuration not loaded yet',
     );
     servers.push(s);
-    readinessAddress = await listenHttp(s, options.readinessListen);
+    fixedServers.push(s);
+    readinessAddress = await listenFixed(s, options.readinessListen);
   }
 
   await source.start(store);
@@ -255,14 +300,27 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     options.hboneListen && !capture
       ? await inbound.listen(options.hboneListen.host, options.hboneListen.port)
       : null;
-  const socksAddress = options.socksListen ? await socks.listen(options.socksListen) : null;
+  const socksAddress = !options.socksListen
+    ? null
+    : options.capture && options.socksListen.port !== 0
+      ? socks.listenWhenFree(options.socksListen, log)
+      : await socks.listen(options.socksListen);
   const captureServers: Server[] = [];
+  /** Captured application sockets (outbound), for the drain. */
+  const appSockets = new Set<Socket>();
+  const trackApp = (socket: Socket): void => {
+    appSockets.add(socket);
+    socket.once('close', () => appSockets.delete(socket));
+  };
+  let published: PublishedListeners | undefined;
+  let takeoverWatch: NodeJS.Timeout | undefined;
   if (capture) {
     const fds = capture.listen();
     // Captured sockets face the application: tuned like every proxied socket (above all no Nagle, or a
     // response written in two pieces waits for the application's next ACK).
     const outboundServer = netCreateServer({ allowHalfOpen: true }, (s) => {
       tuneSocket(s);
+      trackApp(s);
       outbound.handle(s, { ip: unmapIpv4(s.localAddress), port: s.localPort ?? 0 });
     });
     const plaintextServer = netCreateServer({ allowHalfOpen: true }, (s) => {
@@ -273,10 +331,51 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     await new Promise<void>((resolve) => plaintextServer.listen({ fd: fds.plaintext }, resolve));
     await inbound.listenFd(fds.hbone);
     captureServers.push(outboundServer as unknown as Server, plaintextServer as unknown as Server);
-    // Only now, with every listener serving, does the kernel start steering new connections to them.
-    capture.publish(fds);
+    // Only now, with every listener serving, does the kernel start steering new connections to them (and
+    // no longer to the agent this one replaces, which sees it and drains).
+    published = capture.publish(fds);
     capture.watchInterfaces(INTERFACE_SCAN_MS);
+    const ours = published;
+    takeoverWatch = setInterval(() => {
+      if (draining) return;
+      const now = capture.publishedListeners();
+      if (now.outbound === ours.outbound && now.plaintext === ours.plaintext && now.hbone === ours.hbone)
+        return;
+      void drain('a successor agent took over steering');
+    }, TAKEOVER_CHECK_MS);
+    takeoverWatch.unref();
   }
+  const socksServer = socks;
+
+  const drain = (reason: string): Promise<DrainReport> => {
+    draining ??= (async () => {
+      log.info({ reason }, 'agent draining');
+      clearInterval(takeoverWatch);
+      enrolment?.close();
+      capture?.close();
+      // The fixed ports go first, so a successor waiting for them binds them (its readiness included).
+      for (const s of fixedServers) s.close();
+      // Connections the kernel queued on our listeners before a successor's publication are still ours.
+      if (published) await new Promise((resolve) => setTimeout(resolve, TAKEOVER_LINGER_MS));
+      socksServer.close();
+      for (const s of captureServers) s.close();
+      void inbound.drain();
+      pool.close();
+      const report = await new ConnectionDrain(
+        {
+          appSockets: function* () {
+            yield* appSockets;
+            yield* connections.workloadSockets();
+          },
+          pending: () => connections.dialling + inbound.sessionCount,
+          log,
+        },
+        { ...DEFAULT_DRAIN_TIMINGS, ...options.drain },
+      ).run();
+      return report;
+    })();
+    return draining;
+  };
   log.info(
     {
       node: options.nodeName,
@@ -300,7 +399,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     connections,
     pool,
     flows,
+    drain,
     async close() {
+      clearInterval(takeoverWatch);
       await source.stop();
       store.off('applied', onApplied);
       socks.close();

@@ -3,6 +3,7 @@
 // it the socket is handed to the outbound proxy and never parsed again.
 import net from 'node:net';
 import type { Logger } from '../core/log.js';
+import { listenWhenFree } from '../core/http-endpoints.js';
 import type { HostPort } from '../core/address.js';
 import type { Destination, OutboundProxy } from './outbound.js';
 import { tuneSocket } from '../core/tcp.js';
@@ -172,6 +173,11 @@ export class Socks5Server {
       });
     });
     return { host: addr.host, port: (this.#server.address() as net.AddressInfo).port };
+  }
+
+  /** As `listen`, but a port still held (by the agent this one replaces) is waited for. */
+  listenWhenFree(addr: HostPort, log: Logger): HostPort {
+    return listenWhenFree(this.#server, addr, log);
   }
 
   close(): void {

@@ -8,6 +8,7 @@ import {
   DEFAULT_READINESS_PORT,
 } from '../agent/main.js';
 import { SOCKS5_PORT } from '../agent/socks5.js';
+import { DEFAULT_DRAIN_TIMINGS } from '../agent/drain.js';
 import { DEFAULT_PIN_DIR } from '../ebpf-redirect/index.js';
 import { HBONE_PORT } from '../core/hbone/settings.js';
 import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
@@ -16,6 +17,7 @@ import {
   caClientFlags,
   closeWithin,
   CLOSE_DEADLINE_MS,
+  durationMsFlag,
   durationSecondsFlag,
   FLOW_FLAGS,
   FLOW_FLAGS_USAGE,
@@ -33,7 +35,13 @@ export const AGENT_USAGE = `weft agent run --node NODE --config file:DIR --ca-ro
                [--admin 127.0.0.1:15000] [--hbone 0.0.0.0:15008] [--socks5 127.0.0.1:15080]
                [--metrics 0.0.0.0:15020] [--readiness 0.0.0.0:15021]   (any listener: off)
                [--capture [--bpffs /sys/fs/bpf] [--bpf-pin-dir /sys/fs/bpf/weft/v1]]   (root; eBPF)
-               ${FLOW_FLAGS_USAGE}`;
+               [--drain-deadline 25s] [--cert-cache DIR]   (DIR: on a memory filesystem, root-only)
+               ${FLOW_FLAGS_USAGE}
+
+Upgrade or restart without failed connections (with --capture): start the new agent beside the running
+one. Once it serves, it takes over steering; the old one sees that, stops accepting, asks its HBONE peers
+to move on (GOAWAY), closes its connections as they go idle, and resets what is left at --drain-deadline.
+SIGTERM starts the same drain (then exits); without a successor, new connections fail closed meanwhile.`;
 
 async function run(argv: string[]): Promise<void> {
   const f = parseFlags(argv, {
@@ -50,6 +58,8 @@ async function run(argv: string[]): Promise<void> {
     capture: { type: 'boolean' },
     bpffs: { type: 'string' },
     'bpf-pin-dir': { type: 'string' },
+    'drain-deadline': { type: 'string' },
+    'cert-cache': { type: 'string' },
     ...FLOW_FLAGS,
   });
   const agent = await startAgent({
@@ -71,9 +81,12 @@ async function run(argv: string[]): Promise<void> {
             pinDir: stringFlag(f, 'bpf-pin-dir', DEFAULT_PIN_DIR),
           }
         : null,
+    ...(typeof f['cert-cache'] === 'string' && f['cert-cache'] !== '' && { certCacheDir: f['cert-cache'] }),
+    drain: { deadlineMs: durationMsFlag(f, 'drain-deadline', DEFAULT_DRAIN_TIMINGS.deadlineMs) },
   });
   const sig = await untilSignal();
   componentLogger('agent').info({ signal: sig }, 'agent stopping');
+  await agent.drain(`signal ${sig}`);
   await closeWithin(() => agent.close(), CLOSE_DEADLINE_MS);
   // Exit now: a torn-down HTTP/2 session can keep Node's handle cleanup spinning at a natural exit.
   process.exit(0);

@@ -9,7 +9,7 @@ import { runLab } from '../lab/cluster/main.js';
 import { runTour } from '../lab/cluster/tour.js';
 import { formatLabStatus, labStatusJson } from '../lab/cluster/status.js';
 import { readLabState } from '../lab/cluster/state.js';
-import { sendControl } from '../lab/cluster/control-socket.js';
+import { AGENT_ACTIONS, sendControl } from '../lab/cluster/control-socket.js';
 import { newLabId } from '../lab/cluster/names.js';
 import {
   DEFAULT_LAB_DIR,
@@ -29,8 +29,10 @@ export const LAB_USAGE = `weft lab up [--nodes 2] [--demo] [--dir DIR] [--pod-ci
 weft lab down [--dir DIR] [--keep-files] [--id ID]   removes everything the lab made (also after a crash)
 weft lab status [--dir DIR] [--json]
 weft lab exec [--dir DIR] NAMESPACE/POD|NODE -- CMD [ARG…]   runs CMD in that pod's (or node's) network namespace
-weft lab agent stop|start|restart NODE [--dir DIR]   stops (and holds down), starts or restarts a node's agent;
-               an agent that ends on its own is restarted by the lab after 1 s, doubling to 30 s
+weft lab agent stop|start|restart|kill NODE [--dir DIR]   stops (and holds down), starts, restarts or kills
+               (SIGKILL) a node's agent; restart replaces it without a gap (the new one takes over steering,
+               the old one drains); an agent that ends on its own is restarted after 1 s, doubling to 30 s
+weft lab restart agent --node NODE [--dir DIR]   the same as weft lab agent restart NODE
 weft lab run [flags of up]   the lab in the foreground until Ctrl-C (what up starts in the background)
 weft lab tour [--dir DIR] [--expect-mesh]   after up --demo: a request before and after enrolling the namespace
 weft lab workload echo [--port 8080] [--host 0.0.0.0] [--service NAME] [--version V]   (inside a pod)
@@ -182,13 +184,8 @@ async function exec(argv: string[]): Promise<number> {
 async function agent(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlagsAndArgs(argv, DIR_FLAG);
   const [action, node] = positionals;
-  if (
-    action === undefined ||
-    !['start', 'stop', 'restart'].includes(action) ||
-    node === undefined ||
-    positionals.length > 2
-  )
-    throw new UsageError(`weft lab agent stop|start|restart NODE\n\n${LAB_USAGE}`);
+  if (action === undefined || !AGENT_ACTIONS.includes(action) || node === undefined || positionals.length > 2)
+    throw new UsageError(`weft lab agent stop|start|restart|kill NODE\n\n${LAB_USAGE}`);
   const dir = labDirFlag(values);
   const answer = await sendControl(dir, `/v1/agents/${encodeURIComponent(node)}/${action}`);
   if (answer.status !== 200) {
@@ -202,6 +199,18 @@ async function agent(argv: string[]): Promise<number> {
     `agent of ${node}: ${after?.agentPhase ?? 'unknown'}${pid === undefined ? '' : ` (pid ${pid})`}\n`,
   );
   return 0;
+}
+
+/** `weft lab restart agent --node N`. */
+async function restart(argv: string[]): Promise<number> {
+  const [what, ...rest] = argv;
+  if (what === 'agent') {
+    const { values, positionals } = parseFlagsAndArgs(rest, { ...DIR_FLAG, node: { type: 'string' } });
+    if (positionals.length > 0 || typeof values.node !== 'string')
+      throw new UsageError(`weft lab restart agent --node NODE [--dir DIR]\n\n${LAB_USAGE}`);
+    return agent(['restart', values.node, ...(typeof values.dir === 'string' ? ['--dir', values.dir] : [])]);
+  }
+  throw new UsageError(`weft lab restart: expected agent\n\n${LAB_USAGE}`);
 }
 
 function portFlag(f: Record<string, unknown>, fallback: number): number {
@@ -273,6 +282,8 @@ export async function labCommand(argv: string[]): Promise<number> {
       return tour(rest);
     case 'agent':
       return agent(rest);
+    case 'restart':
+      return restart(rest);
     case 'run':
       return run(rest);
     default:

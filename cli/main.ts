@@ -1,29 +1,27 @@
 #!/usr/bin/env node
 // `weft`: one entry point for every part. Reads argv, sets the exit code; the parts do the work.
 import { WeftError, errorMessage } from '../core/errors.js';
-import { caCommand, CA_USAGE } from './ca.js';
-import { agentCommand, AGENT_USAGE } from './agent.js';
-import { demoCommand, DEMO_USAGE } from './demo.js';
-import { benchCommand, BENCH_USAGE } from './bench.js';
-import { labCommand, LAB_USAGE } from './lab.js';
-import { applyCommand, labelCommand, APPLY_USAGE } from './apply.js';
-import { waypointCommand, WAYPOINT_USAGE } from './waypoint.js';
-import { observeCommand, OBSERVE_USAGE } from './observe.js';
-import { explainCommand, EXPLAIN_USAGE } from './explain.js';
 import { UsageError } from './flags.js';
 import { rootLogger } from '../core/log.js';
 
-const USAGE = `usage: weft <command> …
+// Each command's module is loaded when it runs: a part starts without loading every other part's
+// dependencies (a restarted agent serves sooner; module loading was most of its start-up).
 
-${CA_USAGE}
-${AGENT_USAGE}
-${DEMO_USAGE}
-${BENCH_USAGE}
-${LAB_USAGE}
-${APPLY_USAGE}
-${WAYPOINT_USAGE}
-${OBSERVE_USAGE}
-${EXPLAIN_USAGE}`;
+/** Every command's usage, for help and usage errors (loads every module). */
+async function usage(): Promise<string> {
+  const parts = await Promise.all([
+    import('./ca.js').then((m) => m.CA_USAGE),
+    import('./agent.js').then((m) => m.AGENT_USAGE),
+    import('./demo.js').then((m) => m.DEMO_USAGE),
+    import('./bench.js').then((m) => m.BENCH_USAGE),
+    import('./lab.js').then((m) => m.LAB_USAGE),
+    import('./apply.js').then((m) => m.APPLY_USAGE),
+    import('./waypoint.js').then((m) => m.WAYPOINT_USAGE),
+    import('./observe.js').then((m) => m.OBSERVE_USAGE),
+    import('./explain.js').then((m) => m.EXPLAIN_USAGE),
+  ]);
+  return `usage: weft <command> …\n\n${parts.join('\n')}`;
+}
 
 /** Commands that print a report: the config store's info lines would only clutter their stderr. */
 function quietUnlessAsked(): void {
@@ -35,37 +33,37 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'ca':
-        await caCommand(rest);
+        await (await import('./ca.js')).caCommand(rest);
         return 0;
       case 'agent':
-        await agentCommand(rest);
+        await (await import('./agent.js')).agentCommand(rest);
         return 0;
       case 'bench':
-        return await benchCommand(rest);
+        return await (await import('./bench.js')).benchCommand(rest);
       case 'demo':
-        return await demoCommand(rest);
+        return await (await import('./demo.js')).demoCommand(rest);
       case 'lab':
-        return await labCommand(rest);
+        return await (await import('./lab.js')).labCommand(rest);
       case 'apply':
-        return applyCommand(rest);
+        return (await import('./apply.js')).applyCommand(rest);
       case 'label':
-        return labelCommand(rest);
+        return (await import('./apply.js')).labelCommand(rest);
       case 'waypoint':
-        return await waypointCommand(rest);
+        return await (await import('./waypoint.js')).waypointCommand(rest);
       case 'observe':
         quietUnlessAsked();
-        return await observeCommand(rest);
+        return await (await import('./observe.js')).observeCommand(rest);
       case 'explain':
         quietUnlessAsked();
-        return await explainCommand(rest);
+        return await (await import('./explain.js')).explainCommand(rest);
       case undefined:
       case 'help':
       case '--help':
       case '-h':
-        process.stdout.write(`${USAGE}\n`);
+        process.stdout.write(`${await usage()}\n`);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+        throw new UsageError(`unknown command ${JSON.stringify(command)}\n\n${await usage()}`);
     }
   } catch (err) {
     if (err instanceof UsageError) {

@@ -4,7 +4,9 @@
 import { once } from 'node:events';
 import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { HostPort } from './address.js';
+import type { Server as NetServer } from 'node:net';
+import { formatHostPort, type HostPort } from './address.js';
+import type { Logger } from './log.js';
 import type { Registry } from 'prom-client';
 import { serveFlows } from './flows/stream.js';
 import type { FlowRing } from './flows/ring.js';
@@ -69,7 +71,8 @@ export function createReadinessServer(isReady: () => string | true): Server {
   return createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/healthz/ready') {
       const state = isReady();
-      res.writeHead(state === true ? 200 : 503, { 'content-type': 'text/plain' });
+      // Which process answered: during an agent handover two share the port (the lab waits for its own).
+      res.writeHead(state === true ? 200 : 503, { 'content-type': 'text/plain', 'weft-pid': process.pid });
       res.end(state === true ? 'ready\n' : `not ready: ${state}\n`);
       return;
     }
@@ -99,6 +102,40 @@ export async function listenHttpUnix(server: Server, path: string): Promise<stri
   await once(server, 'listening');
   chmodSync(path, 0o600);
   return path;
+}
+
+/**
+ * Starts `server` on `addr` once the port is free: a successor agent starts while its predecessor still
+ * holds its fixed ports, and gets them when the predecessor lets go (after the takeover). Resolves at
+ * once with `addr`; logs while it waits.
+ */
+export function listenWhenFree(server: NetServer, addr: HostPort, log: Logger, retryMs = 100): HostPort {
+  let waiting = false;
+  const attempt = (): void => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      if (err.code !== 'EADDRINUSE') {
+        log.error({ address: formatHostPort(addr), error: err.message }, 'listener failed');
+        return;
+      }
+      if (!waiting)
+        log.info(
+          { address: formatHostPort(addr) },
+          'port still held (by the agent being replaced?); waiting',
+        );
+      waiting = true;
+      setTimeout(attempt, retryMs).unref();
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      if (waiting) log.info({ address: formatHostPort(addr) }, 'port free: listening');
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(addr.port, addr.host);
+  };
+  attempt();
+  return addr;
 }
 
 /** Starts `server` on `addr`; resolves with the bound address (port 0 gives the chosen port). */

@@ -78,8 +78,13 @@ export interface ProbeResult {
  */
 export interface WeftEbpfAddon {
   readonly constants: AddonConstants;
-  /** IP_TRANSPARENT + SO_REUSEADDR listener bound to host:port (IPv4 literal); returns the fd. */
+  /** IP_TRANSPARENT + SO_REUSEADDR + SO_REUSEPORT listener on host:port (IPv4 literal); returns the fd. */
   listenTransparent(host: string, port: number, backlog: number): number;
+  /**
+   * SO_REUSEADDR + SO_REUSEPORT listener on host:port (IPv4 literal); returns the fd. A successor
+   * process binds the same port while its predecessor still serves (restarts without a gap).
+   */
+  listenShared(host: string, port: number, backlog: number): number;
   /** Unconnected TCP socket with SO_MARK; with sourceIp, IP_TRANSPARENT-bound to (sourceIp, any port). */
   socketWithMark(mark: number, sourceIp?: string): number;
   /** Closes an fd that was never handed to Node. */

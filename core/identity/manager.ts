@@ -1,8 +1,9 @@
 // Workload certificates for the pods of this node: fetched on demand and ahead of time, cached per
-// identity, renewed at half-life.
+// identity, renewed at half-life; with a CertificateCache, also kept on the node across restarts.
 //
 // Invariants:
-// - Private keys are generated here and never leave the node; the CA only ever sees CSRs.
+// - Private keys are generated here and never leave the node; the CA only ever sees CSRs. The node
+//   cache (when given) holds them on the node, readable by this uid only.
 // - At most one CSR per identity is in flight; callers for the same identity share it.
 // - A certificate that is still valid keeps serving while its renewal fails; only expiry removes it.
 // - At most `maxConcurrentCsrs` CSRs run at once; queued ones run by priority
@@ -11,13 +12,25 @@
 //   MAX_BACKOFF_MS), per identity.
 // - `health()` reports the certificate held even after it expired (`status()` and `fetch()` hide it), so
 //   readiness and metrics can say how long ago it expired.
+// - Every chain served, from the CA or from the cache, has passed `checkWorkloadChain`.
+// - With a cache: each issuance is saved to it; `restore()` takes its certificates as if just issued
+//   (served at once, held for `health()`/`status()`, renewed at half-life or soon when that has passed);
+//   an identity dropped by `setWanted`/`forget` is removed from it; `close()` keeps it for the next start.
 import { EventEmitter } from 'node:events';
 import { WeftError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseSpiffeId } from '../spiffe.js';
-import { chainsToRoots, exportPkcs8Pem, parseCertificates, uriSans, subtle } from '../x509.js';
+import {
+  chainsToRoots,
+  exportPkcs8Pem,
+  keyMatchesCertificate,
+  parseCertificates,
+  uriSans,
+  type x509,
+} from '../x509.js';
 import { createWorkloadCsr } from './csr.js';
 import type { CaClient } from './ca-client.js';
+import type { CertificateCache } from './certificate-cache.js';
 import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 
 export enum Priority {
@@ -86,6 +99,70 @@ export interface CertificateManagerInputs {
   readonly random?: () => number;
   /** Cap on the retry backoff (default MAX_BACKOFF_MS, ztunnel's); tests shorten it to bound their waits. */
   readonly maxBackoffMs?: number;
+  /** Where issued certificates are kept on the node, for `restore()` after a restart. */
+  readonly cache?: CertificateCache;
+}
+
+/** What a chain makes for an identity, or why it must not be served. */
+export type WorkloadChainCheck =
+  { readonly ok: true; readonly cert: WorkloadCertificate } | { readonly ok: false; readonly reason: string };
+
+/**
+ * The checks a chain must pass before it serves `spiffeId`, whether it comes from the CA's answer or from
+ * the node cache. `chainPems` is Istio's cert_chain layout: the leaf first, then intermediates, the root
+ * bundle last. The leaf must name exactly `spiffeId`, carry the public half of `privateKeyPem`, and be
+ * within its validity at `at`; the chain must verify up to the roots at `at`.
+ */
+export async function checkWorkloadChain(
+  spiffeId: string,
+  chainPems: readonly string[],
+  privateKeyPem: string,
+  at: Date,
+): Promise<WorkloadChainCheck> {
+  const bad = (reason: string): WorkloadChainCheck => ({ ok: false, reason });
+  if (chainPems.length < 2) return bad('cert_chain must hold a leaf and the root bundle');
+  const rootsPem = chainPems[chainPems.length - 1]!;
+  let certs: x509.X509Certificate[];
+  let roots: x509.X509Certificate[];
+  try {
+    certs = chainPems.slice(0, -1).flatMap((pem) => parseCertificates(pem));
+    roots = parseCertificates(rootsPem);
+  } catch (err) {
+    return bad(`unparseable certificate: ${errorMessage(err)}`);
+  }
+  const leaf = certs[0];
+  if (!leaf || roots.length === 0) return bad('no parseable leaf or root certificate');
+  const sans = uriSans(leaf);
+  if (sans.length !== 1 || sans[0] !== spiffeId) return bad(`leaf names [${sans.join(', ')}]`);
+  let keyMatches: boolean;
+  try {
+    keyMatches = keyMatchesCertificate(privateKeyPem, leaf);
+  } catch (err) {
+    return bad(`unreadable private key: ${errorMessage(err)}`);
+  }
+  if (!keyMatches) return bad('leaf does not carry the public half of our private key');
+  if (leaf.notAfter.getTime() <= at.getTime()) return bad(`leaf expired at ${leaf.notAfter.toISOString()}`);
+  if (leaf.notBefore.getTime() > at.getTime())
+    return bad(`leaf is not valid before ${leaf.notBefore.toISOString()}`);
+  if (!(await chainsToRoots(certs, roots, at)))
+    return bad('chain does not verify up to the root bundle at the current time');
+  return {
+    ok: true,
+    cert: {
+      spiffeId,
+      privateKeyPem,
+      certChainPem: certs.map((c) => c.toString('pem') + '\n').join(''),
+      rootsPem,
+      serialNumber: leaf.serialNumber,
+      notBefore: leaf.notBefore,
+      notAfter: leaf.notAfter,
+    },
+  };
+}
+
+/** When a certificate is due for renewal: halfway through its validity (ztunnel's and Istio's rule). */
+function halfLifeMs(cert: WorkloadCertificate): number {
+  return cert.notBefore.getTime() + (cert.notAfter.getTime() - cert.notBefore.getTime()) / 2;
 }
 
 class Waiter {
@@ -121,7 +198,10 @@ class FetchJob {
   ) {}
 }
 
-/** Events: `certificate` (spiffeId, WorkloadCertificate) after each issuance; `fetch-failed` (spiffeId, Error). */
+/**
+ * Events: `certificate` (spiffeId, WorkloadCertificate) after each issuance (not for a certificate
+ * restored from the cache: no CSR succeeded); `fetch-failed` (spiffeId, Error).
+ */
 export class CertificateManager extends EventEmitter {
   readonly #in: CertificateManagerInputs;
   readonly #clock: Clock;
@@ -184,20 +264,44 @@ export class CertificateManager extends EventEmitter {
     }
   }
 
-  /** Drops an identity: its timers stop and its certificate is no longer served or renewed. */
+  /**
+   * Loads the node cache's certificates (see CertificateCache.load) as if just issued: each serves at
+   * once, counts as held, and renews at its half-life, or soon (Background) when that has passed. Call it
+   * once, before serving and before the first `setWanted`, which then drops (and un-caches) identities
+   * no longer wanted. A certificate already held that expires no earlier is kept. `trustBundlePem`: the
+   * mesh roots this part is configured with; cached chains must also verify up to them. Never rejects: an
+   * unreadable cache is logged and the start goes on without it. Resolves to the identities restored.
+   */
+  async restore(trustBundlePem?: string): Promise<string[]> {
+    const cache = this.#in.cache;
+    if (!cache || this.#closed) return [];
+    let certs: WorkloadCertificate[];
+    try {
+      certs = await cache.load(this.#in.trustDomain, trustBundlePem);
+    } catch (err) {
+      this.#in.log.warn(
+        { dir: cache.dir, error: errorMessage(err) },
+        'certificate cache unreadable; starting without it',
+      );
+      return [];
+    }
+    const restored: string[] = [];
+    for (const cert of certs) {
+      if (this.#closed) break;
+      if (this.#adopt(this.#entry(cert.spiffeId), cert)) restored.push(cert.spiffeId);
+    }
+    this.#in.log.info({ dir: cache.dir, restored: restored.length }, 'certificates restored from node cache');
+    return restored;
+  }
+
+  /**
+   * Drops an identity: its timers stop, its certificate is no longer served or renewed, and it leaves
+   * the node cache.
+   */
   forget(spiffeId: string): void {
-    const entry = this.#entries.get(spiffeId);
-    if (!entry) return;
-    this.#entries.delete(spiffeId);
-    entry.timer?.cancel();
-    entry.timer = undefined;
-    if (entry.job && !entry.job.running) this.#dequeue(entry.job);
-    this.#failWaiters(
-      entry,
-      new WeftError('ERR_CERT_UNAVAILABLE', `identity ${spiffeId} is no longer served by this node`, {
-        object: spiffeId,
-      }),
-    );
+    if (this.#closed) return;
+    this.#drop(spiffeId);
+    this.#cacheSafely(spiffeId, 'remove', (cache) => cache.remove(spiffeId));
   }
 
   status(): CertificateStatus[] {
@@ -244,11 +348,27 @@ export class CertificateManager extends EventEmitter {
   /** Stops all timers; queued fetches are abandoned and their waiters rejected; later calls fail. */
   close(): void {
     this.#closed = true;
-    for (const id of [...this.#entries.keys()]) this.forget(id);
+    // Not forget(): the node cache outlives this process, for the next start's restore().
+    for (const id of [...this.#entries.keys()]) this.#drop(id);
   }
 
   #closedError(spiffeId: string): WeftError {
     return new WeftError('ERR_CERT_UNAVAILABLE', 'certificate manager is closed', { object: spiffeId });
+  }
+
+  #drop(spiffeId: string): void {
+    const entry = this.#entries.get(spiffeId);
+    if (!entry) return;
+    this.#entries.delete(spiffeId);
+    entry.timer?.cancel();
+    entry.timer = undefined;
+    if (entry.job && !entry.job.running) this.#dequeue(entry.job);
+    this.#failWaiters(
+      entry,
+      new WeftError('ERR_CERT_UNAVAILABLE', `identity ${spiffeId} is no longer served by this node`, {
+        object: spiffeId,
+      }),
+    );
   }
 
   #entry(spiffeId: string): IdentityEntry {
@@ -335,12 +455,27 @@ export class CertificateManager extends EventEmitter {
     this.#pump();
   }
 
+  /**
+   * Takes a certificate from the node cache as if just issued, renewing at its half-life or, when that
+   * has passed, soon at Background priority. False when the certificate held expires no earlier.
+   */
+  #adopt(entry: IdentityEntry, cert: WorkloadCertificate): boolean {
+    if (entry.current && entry.current.notAfter.getTime() >= cert.notAfter.getTime()) return false;
+    entry.current = cert;
+    for (const w of entry.waiters.splice(0)) w.resolve(cert);
+    // A CSR still queued is no longer needed; one already running arms the next renewal when it ends.
+    if (entry.job && !entry.job.running) this.#dequeue(entry.job);
+    if (!entry.job) this.#arm(entry, Math.max(halfLifeMs(cert), this.#clock.now()), Priority.Background);
+    return true;
+  }
+
   #succeeded(entry: IdentityEntry, cert: WorkloadCertificate): void {
     entry.current = cert;
     entry.lastError = undefined;
     entry.failures = 0;
+    this.#cacheSafely(entry.spiffeId, 'save', (cache) => cache.save(cert));
     const now = this.#clock.now();
-    const half = cert.notBefore.getTime() + (cert.notAfter.getTime() - cert.notBefore.getTime()) / 2;
+    const half = halfLifeMs(cert);
     if (half > now) {
       entry.backoffMs = 0;
       this.#arm(entry, half, Priority.Background);
@@ -407,6 +542,20 @@ export class CertificateManager extends EventEmitter {
     }
   }
 
+  /** The node cache only spares a restart the wait for the CA: failing to write it fails nothing else. */
+  #cacheSafely(spiffeId: string, action: 'save' | 'remove', fn: (cache: CertificateCache) => void): void {
+    const cache = this.#in.cache;
+    if (!cache) return;
+    try {
+      fn(cache);
+    } catch (err) {
+      this.#in.log.warn(
+        { identity: spiffeId, action, dir: cache.dir, error: errorMessage(err) },
+        'certificate cache write failed',
+      );
+    }
+  }
+
   #arm(entry: IdentityEntry, atMs: number, priority: Priority): void {
     entry.timer?.cancel();
     entry.nextRefreshMs = atMs;
@@ -429,38 +578,12 @@ export class CertificateManager extends EventEmitter {
   async #fetchOnce(spiffeId: string): Promise<WorkloadCertificate> {
     const { csrPem, keys } = await createWorkloadCsr(spiffeId);
     const chain = await this.#in.caClient.createCertificate(csrPem, spiffeId, this.#in.ttlSeconds);
-    return this.#checkResponse(spiffeId, chain, await exportPkcs8Pem(keys.privateKey), keys.publicKey);
-  }
-
-  async #checkResponse(
-    spiffeId: string,
-    chainPems: string[],
-    privateKeyPem: string,
-    publicKey: CryptoKey,
-  ): Promise<WorkloadCertificate> {
-    const bad = (why: string): WeftError =>
-      new WeftError('ERR_CA_RESPONSE', `CA answer for ${spiffeId} rejected: ${why}`, { object: spiffeId });
-    if (chainPems.length < 2) throw bad('cert_chain must hold a leaf and the root bundle');
-    const rootsPem = chainPems[chainPems.length - 1]!;
-    const certs = chainPems.slice(0, -1).flatMap((pem) => parseCertificates(pem));
-    const roots = parseCertificates(rootsPem);
-    const leaf = certs[0];
-    if (!leaf || roots.length === 0) throw bad('no parseable leaf or root certificate');
-    const sans = uriSans(leaf);
-    if (sans.length !== 1 || sans[0] !== spiffeId) throw bad(`leaf names [${sans.join(', ')}]`);
-    const leafKey = Buffer.from(leaf.publicKey.rawData);
-    const ourKey = Buffer.from(await subtle.exportKey('spki', publicKey));
-    if (!leafKey.equals(ourKey)) throw bad('leaf does not carry the key we asked for');
-    if (!(await chainsToRoots(certs, roots, new Date(this.#clock.now()))))
-      throw bad('chain does not verify up to the root bundle at the current time');
-    return {
-      spiffeId,
-      privateKeyPem,
-      certChainPem: certs.map((c) => c.toString('pem') + '\n').join(''),
-      rootsPem,
-      serialNumber: leaf.serialNumber,
-      notBefore: leaf.notBefore,
-      notAfter: leaf.notAfter,
-    };
+    const privateKeyPem = await exportPkcs8Pem(keys.privateKey);
+    const check = await checkWorkloadChain(spiffeId, chain, privateKeyPem, new Date(this.#clock.now()));
+    if (!check.ok)
+      throw new WeftError('ERR_CA_RESPONSE', `CA answer for ${spiffeId} rejected: ${check.reason}`, {
+        object: spiffeId,
+      });
+    return check.cert;
   }
 }

@@ -363,7 +363,11 @@ int weft_sk_lookup(struct bpf_sk_lookup *ctx)
 		count(WEFT_STAT_LOOKUP_NO_LISTENER);
 		return SK_DROP;
 	}
-	err = bpf_sk_assign(ctx, listener, 0);
+	/*
+	 * The slot's socket, never another of its SO_REUSEPORT group: while a restarted agent takes over, the
+	 * old and new listeners share a group, and only the one published in the slot takes new connections.
+	 */
+	err = bpf_sk_assign(ctx, listener, BPF_SK_LOOKUP_F_NO_REUSEPORT);
 	bpf_sk_release(listener);
 	if (err) {
 		count(WEFT_STAT_LOOKUP_FAILED);

@@ -3,14 +3,15 @@
 // (`weft lab agent stop`) or restarted (`weft lab agent restart`). A restarted agent re-opens the
 // programs, maps and links it pinned under its node's pin directory instead of attaching again.
 //
-// Invariants: at most one agent process per node; the state file names it from right after it is
+// Invariants: at most one agent process per node, except during `restart()`, when the one being replaced
+// runs beside its successor until it has drained; the state file names each from right after it is
 // spawned until right after it ends; after `shutdown()` resolves none runs and none is scheduled.
 import { appendFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { errorMessage } from '../../core/errors.js';
 import { componentLogger } from '../../core/log.js';
-import { stopChildGroup } from './children.js';
-import { AGENT_READY_URL, httpOkInNetns, startAgent, waitUntilReady } from './control-plane.js';
+import { STOP_GRACE_MS, stopChildGroup } from './children.js';
+import { AGENT_DRAIN_DEADLINE_MS, agentReadyInNetns, startAgent, waitUntilReady } from './control-plane.js';
 import type { LabNodePlan, LabPlan } from './plan.js';
 import { RestartBackoff } from './restart-backoff.js';
 import { recordProcess, type ProcessRecord } from './state.js';
@@ -61,14 +62,43 @@ export class AgentSupervisor {
     this.#set({ agentPhase: 'stopped', agentMessage: 'stopped on request; weft lab agent start starts it' });
   }
 
-  /** Stops the agent gracefully and starts a new one; resolves once that one is ready. */
+  /**
+   * Replaces the agent without a gap, as an upgrade does: the new agent starts beside the running one and
+   * takes over steering once it serves (the old one then drains: agent/drain.ts); once the new one is
+   * ready, the old one gets SIGTERM and exits when its connections are done (or at its drain deadline).
+   * Resolves once the new one is ready and the old one has exited.
+   */
   async restart(): Promise<void> {
     this.#cancelRestart();
-    await this.#stopProcess();
     this.#backoff.reset();
     this.#restarts++;
     this.#set({ agentRestarts: this.#restarts });
-    await this.start();
+    const old = this.#child;
+    const oldRecord = this.#record;
+    if (this.#closed || old === undefined) return this.start();
+    // Forget it first, so its exit is not taken for a crash; the state file keeps its record until it ends.
+    this.#child = undefined;
+    this.#record = null;
+    this.#held = false;
+    this.#spawn();
+    try {
+      await this.#ready;
+    } finally {
+      await stopChildGroup(old, AGENT_DRAIN_DEADLINE_MS + STOP_GRACE_MS);
+      if (oldRecord) this.#state.process(null, oldRecord);
+      appendFileSync(
+        this.#node.agentLog,
+        `--- weft lab: ${new Date().toISOString()} agent replaced (pid ${String(old.pid)})\n`,
+      );
+    }
+  }
+
+  /** Kills the agent (SIGKILL, as a crash would); it is restarted as any agent that ends on its own. */
+  kill(): number | undefined {
+    const child = this.#child;
+    if (child?.pid === undefined) return undefined;
+    process.kill(child.pid, 'SIGKILL');
+    return child.pid;
   }
 
   /** The lab is going away: stop for good. */
@@ -93,7 +123,8 @@ export class AgentSupervisor {
     this.#set({ agent: this.#record, agentPhase: 'starting', agentMessage: undefined });
     this.#ready = waitUntilReady(
       `the agent of ${this.node}`,
-      () => httpOkInNetns(this.#node.netns, AGENT_READY_URL),
+      // Its own answer: during a restart the agent it replaces answers on the same port too.
+      () => agentReadyInNetns(this.#node.netns, child.pid ?? -1),
       child,
       this.#node.agentLog,
     ).then(
@@ -132,7 +163,7 @@ export class AgentSupervisor {
     if (child === undefined) return;
     // Forget it first, so its exit is not taken for a crash.
     this.#child = undefined;
-    await stopChildGroup(child);
+    await stopChildGroup(child, AGENT_DRAIN_DEADLINE_MS + STOP_GRACE_MS);
     this.#forgetProcess();
     appendFileSync(this.#node.agentLog, `--- weft lab: ${new Date().toISOString()} agent stopped\n`);
   }

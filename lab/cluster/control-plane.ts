@@ -23,6 +23,8 @@ const PROBE_INTERVAL_MS = 100;
 const LOG_TAIL_LINES = 15;
 /** Agents' readiness endpoint inside their node's namespace (agent default port). */
 export const AGENT_READY_URL = 'http://127.0.0.1:15021/healthz/ready';
+/** How long a lab agent that stops (or is replaced) gives its open connections. */
+export const AGENT_DRAIN_DEADLINE_MS = 4000;
 
 /** `weft ca serve …` for the lab's CA. */
 export function caArgs(lab: LabPlan): string[] {
@@ -60,6 +62,12 @@ export function agentArgs(node: LabNodePlan, lab: LabPlan): string[] {
     // Flows and config reachable from the root namespace, where `weft observe` runs.
     '--admin-socket',
     node.agentAdminSocket,
+    // Certificates and keys kept across restarts (0700, root-only): a restarted agent serves at once.
+    '--cert-cache',
+    join(lab.dir, 'agent-certs', node.name),
+    // Short, so `lab down` and a restart's overlap stay short; within the lab's stop grace.
+    '--drain-deadline',
+    `${AGENT_DRAIN_DEADLINE_MS}ms`,
   ];
 }
 
@@ -100,6 +108,32 @@ export function writeNodeToken(lab: LabPlan, node: LabNodePlan): void {
 export function startAgent(lab: LabPlan, node: LabNodePlan): ChildProcess {
   mkdirSync(lab.adminDir, { recursive: true });
   return spawnWeftInNetns(node.netns, agentArgs(node, lab), node.agentLog);
+}
+
+/**
+ * True when the agent with process id `pid` answers ready in `netns`. During a restart the old and the
+ * new agent share the readiness port for a moment; the answer names the process that gave it.
+ */
+export async function agentReadyInNetns(netns: string, pid: number): Promise<boolean> {
+  try {
+    const { stdout } = await execFileAsync('ip', [
+      'netns',
+      'exec',
+      netns,
+      'curl',
+      '-sf',
+      '-D',
+      '-',
+      '-o',
+      '/dev/null',
+      '--max-time',
+      '2',
+      AGENT_READY_URL,
+    ]);
+    return new RegExp(`^weft-pid: ${pid}\\r?$`, 'im').test(stdout);
+  } catch {
+    return false;
+  }
 }
 
 /** GET `url` from inside `netns`; true on a 2xx answer. */

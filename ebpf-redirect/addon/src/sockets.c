@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Sockets Node's net module cannot make: an IP_TRANSPARENT listener (accepts connections for addresses
- * that are not the node's, so localAddress is the original destination) and an unconnected onward
+ * that are not the node's, so localAddress is the original destination), a SO_REUSEPORT listener (Node
+ * 20 has no reusePort option; both kinds set it, for restarts), and an unconnected onward
  * socket with SO_MARK, optionally bound transparently to the original client's address. Both return a
  * plain fd for net.Server#listen({ fd }) / new net.Socket({ fd }).
  */
@@ -52,8 +53,12 @@ static int fail(napi_env env, int fd, const char *syscall, const char *what)
 	return -1;
 }
 
-/* listenTransparent(host, port, backlog) -> fd */
-static napi_value listen_transparent(napi_env env, napi_callback_info info)
+/*
+ * A listening socket on host:port with SO_REUSEADDR and SO_REUSEPORT: a new process binds the same
+ * address while the one it replaces still serves, which is what lets an agent or waypoint restart
+ * without a moment where nothing listens. With `transparent`, also IP_TRANSPARENT.
+ */
+static napi_value listen_on(napi_env env, napi_callback_info info, bool transparent)
 {
 	struct sockaddr_in sa;
 	uint32_t port, backlog;
@@ -69,20 +74,35 @@ static napi_value listen_transparent(napi_env env, napi_callback_info info)
 	}
 	if (!parse_ipv4(env, argv[0], "host", &sa, (uint16_t)port))
 		return NULL;
-	snprintf(what, sizeof(what), "transparent listener %s:%u", inet_ntoa(sa.sin_addr), port);
+	snprintf(what, sizeof(what), "%s listener %s:%u", transparent ? "transparent" : "shared",
+		 inet_ntoa(sa.sin_addr), port);
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return fail(env, fd, "socket", what), NULL;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		return fail(env, fd, "setsockopt(SO_REUSEADDR)", what), NULL;
-	if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0)
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		return fail(env, fd, "setsockopt(SO_REUSEPORT)", what), NULL;
+	if (transparent && setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) < 0)
 		return fail(env, fd, "setsockopt(IP_TRANSPARENT)", what), NULL;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return fail(env, fd, "bind", what), NULL;
 	if (listen(fd, (int)(backlog > 65535 ? 65535 : backlog)) < 0)
 		return fail(env, fd, "listen", what), NULL;
 	return make_i32(env, fd);
+}
+
+/* listenTransparent(host, port, backlog) -> fd */
+static napi_value listen_transparent(napi_env env, napi_callback_info info)
+{
+	return listen_on(env, info, true);
+}
+
+/* listenShared(host, port, backlog) -> fd */
+static napi_value listen_shared(napi_env env, napi_callback_info info)
+{
+	return listen_on(env, info, false);
 }
 
 /* socketWithMark(mark, sourceIp?) -> fd (unconnected) */
@@ -159,6 +179,7 @@ static napi_value if_name_to_index(napi_env env, napi_callback_info info)
 napi_value init_sockets(napi_env env, napi_value exports)
 {
 	EXPORT_FN(env, exports, "listenTransparent", listen_transparent);
+	EXPORT_FN(env, exports, "listenShared", listen_shared);
 	EXPORT_FN(env, exports, "socketWithMark", socket_with_mark);
 	EXPORT_FN(env, exports, "closeFd", close_fd);
 	EXPORT_FN(env, exports, "ifNameToIndex", if_name_to_index);

@@ -1,0 +1,155 @@
+// How an agent leaves without failing the connections it carries: it has stopped accepting (a successor
+// took over steering, or nothing will) and asked its HBONE peers to move on; from then on the open
+// connections end by themselves, or are closed at a quiet moment, or at the deadline.
+//
+// Closing at a quiet moment: an application connection with no byte either way for `idleMs` is ended
+// with a FIN on its application-facing socket (the captured client socket outbound, the socket to the
+// workload inbound), as an HTTP server ends an idle keep-alive connection: the client opens a new one,
+// through the successor, for its next request. A keep-alive connection busy with requests is never idle
+// that long; at the deadline those get a last call: ended in the first gap of `lastCallQuietMs` (between
+// two requests, at L4 we cannot see where one ends), for up to `lastCallMs`; whatever is left is reset.
+// A request whose bytes cross the FIN fails on a reused connection before any response byte: the case
+// HTTP clients retry for idempotent requests (RFC 9110 §9.2.2).
+//
+// Reading activity costs nothing on the data path: the sweep compares the sockets' own byte counters.
+import type { Socket } from 'node:net';
+import type { Logger } from '../core/log.js';
+
+export interface DrainTimings {
+  /** From the start of the drain until what is left is closed. */
+  readonly deadlineMs: number;
+  /** A connection this long without a byte either way is ended. */
+  readonly idleMs: number;
+  /** How often activity is read. */
+  readonly sweepMs: number;
+  /** After the deadline: a connection this quiet is ended gracefully… */
+  readonly lastCallQuietMs: number;
+  /** …for this long, reading activity this often; then the rest are reset. */
+  readonly lastCallMs: number;
+  readonly lastCallSweepMs: number;
+}
+
+export const DEFAULT_DRAIN_TIMINGS: DrainTimings = {
+  deadlineMs: 25_000,
+  idleMs: 1000,
+  sweepMs: 50,
+  // Between two requests of a busy keep-alive connection (a request every 20 ms answered in 2 ms leaves
+  // 18 ms): the FIN reaches the client before its next request, which then goes on a new connection.
+  lastCallQuietMs: 5,
+  lastCallMs: 1000,
+  lastCallSweepMs: 2,
+};
+
+export interface DrainInputs {
+  /** The application-facing sockets of the connections still open (each at most once). */
+  appSockets(): Iterable<Socket>;
+  /**
+   * What else is still open and must end before the drain does, with no application socket to end:
+   * connections still dialling their destination, HBONE sessions their peers have not closed yet (a
+   * peer that got our GOAWAY closes its session once its streams end; destroying it earlier would reset
+   * a stream that crossed the GOAWAY on the wire).
+   */
+  pending?(): number;
+  readonly log: Logger;
+}
+
+export interface DrainReport {
+  readonly durationMs: number;
+  /** Ended by their own ends during the drain (the agent neither ended nor reset them). */
+  readonly endedByThemselves: number;
+  /** Ended by the agent after `idleMs` without traffic. */
+  readonly closedIdle: number;
+  /** Ended gracefully in a quiet moment after the deadline. */
+  readonly closedAtLastCall: number;
+  /** Reset when the last call ran out (also those ended before whose peer never closed its side). */
+  readonly reset: number;
+}
+
+interface Seen {
+  bytes: number;
+  since: number;
+}
+
+/** Runs the drain until no application connection is left; `cancel` ends it early (the process exits). */
+export class ConnectionDrain {
+  readonly #in: DrainInputs;
+  readonly #t: DrainTimings;
+  readonly #seen = new Map<Socket, Seen>();
+  readonly #ended = new WeakSet<Socket>();
+  #closedIdle = 0;
+  #closedAtLastCall = 0;
+  #reset = 0;
+  /** Every connection the drain saw; those it never ended or reset ended by themselves. */
+  readonly #all = new Set<Socket>();
+  readonly #touched = new Set<Socket>();
+
+  constructor(inputs: DrainInputs, timings: DrainTimings = DEFAULT_DRAIN_TIMINGS) {
+    this.#in = inputs;
+    this.#t = timings;
+  }
+
+  async run(): Promise<DrainReport> {
+    const start = Date.now();
+    const deadline = start + this.#t.deadlineMs;
+    while (Date.now() < deadline && this.#sweep(this.#t.idleMs) + this.#pending() > 0)
+      await sleep(this.#t.sweepMs);
+    const lastCallEnd = Date.now() + this.#t.lastCallMs;
+    let left = this.#sweep(this.#t.lastCallQuietMs, true) + this.#pending();
+    while (left > 0 && Date.now() < lastCallEnd) {
+      await sleep(this.#t.lastCallSweepMs);
+      left = this.#sweep(this.#t.lastCallQuietMs, true) + this.#pending();
+    }
+    for (const socket of this.#in.appSockets()) {
+      if (socket.destroyed) continue;
+      this.#reset++;
+      this.#touched.add(socket);
+      socket.resetAndDestroy();
+    }
+    const report: DrainReport = {
+      durationMs: Date.now() - start,
+      endedByThemselves: [...this.#all].filter((s) => !this.#touched.has(s)).length,
+      closedIdle: this.#closedIdle,
+      closedAtLastCall: this.#closedAtLastCall,
+      reset: this.#reset,
+    };
+    this.#in.log.info({ ...report }, 'drain finished');
+    return report;
+  }
+
+  #pending(): number {
+    return this.#in.pending?.() ?? 0;
+  }
+
+  /** Ends the sockets quiet for `quietMs`; returns how many connections are still open. */
+  #sweep(quietMs: number, lastCall = false): number {
+    const now = Date.now();
+    let open = 0;
+    const present = new Set<Socket>();
+    for (const socket of this.#in.appSockets()) {
+      if (socket.destroyed) continue;
+      open++;
+      present.add(socket);
+      this.#all.add(socket);
+      if (this.#ended.has(socket)) continue;
+      const bytes = socket.bytesRead + socket.bytesWritten;
+      const seen = this.#seen.get(socket);
+      if (!seen || seen.bytes !== bytes) {
+        this.#seen.set(socket, { bytes, since: now });
+        continue;
+      }
+      if (now - seen.since < quietMs) continue;
+      this.#ended.add(socket);
+      this.#touched.add(socket);
+      if (lastCall) this.#closedAtLastCall++;
+      else this.#closedIdle++;
+      socket.end();
+      // A peer that never answers our FIN must not hold the drain: it is reset at the end.
+    }
+    for (const socket of this.#seen.keys()) if (!present.has(socket)) this.#seen.delete(socket);
+    return open;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -78,7 +78,10 @@ interface Workload extends K8sObject {
   spec: {
     replicas?: number;
     selector: { matchLabels: Record<string, string> };
-    updateStrategy?: { type: string; rollingUpdate?: { maxUnavailable?: number | string } };
+    updateStrategy?: {
+      type: string;
+      rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string };
+    };
     template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
   };
 }
@@ -237,6 +240,8 @@ const FLAGS: Readonly<
       admin: 'string',
       capture: 'boolean',
       bpffs: 'string',
+      'drain-deadline': 'string',
+      'cert-cache': 'string',
     },
   },
   'waypoint run': {
@@ -613,7 +618,11 @@ t.test('defaults: CA, agent, RBAC, CRDs, GatewayClass; no waypoint', { skip }, a
   t.equal(pod.priorityClassName, 'system-node-critical');
   t.equal(pod.terminationGracePeriodSeconds, 30);
   t.same(pod.tolerations, [{ operator: 'Exists' }], 'tolerates every taint');
-  t.same(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
+  t.same(
+    ds.spec.updateStrategy,
+    { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+    'upgrades surge: the new agent takes over from the old one on each node',
+  );
   t.equal(pod.serviceAccountName, 'weft-agent');
   t.same(
     [...(c.securityContext?.capabilities?.add ?? [])].sort(),
@@ -655,11 +664,14 @@ t.test('defaults: CA, agent, RBAC, CRDs, GatewayClass; no waypoint', { skip }, a
     'bpffs from the host',
   );
   t.equal(bpffs?.mountPropagation, 'HostToContainer', 'bpffs propagation needs no privileged container');
-  t.same(Object.fromEntries((c.ports ?? []).map((p) => [p.name, p.containerPort])), {
-    hbone: 15008,
-    metrics: 15020,
-    'status-port': 15021,
-  });
+  t.same(c.ports ?? [], [], 'no declared ports: on the host network they would block the surge pod');
+  t.equal(flag(flags, 'drain-deadline'), '25s', 'the drain ends inside the termination grace');
+  const certs = c.volumeMounts?.find((m) => m.mountPath === flag(flags, 'cert-cache'));
+  t.same(
+    volumes.get(certs?.name ?? '')?.emptyDir,
+    { medium: 'Memory', sizeLimit: '16Mi' },
+    'the certificate cache is on a memory volume',
+  );
   const agentRole = r.get('ClusterRole', `weft-agent-${NS}`) as RoleObject;
   t.same(
     agentRole.rules.flatMap((x) => x.resources ?? []).sort(),

@@ -9,6 +9,7 @@ import type { InboundAuthorizer, L4Connection } from './authorizer.js';
 import type { ConnectionRegistry } from './connections.js';
 import { ConnectionResult } from './connection-result.js';
 import { deliver } from './delivery.js';
+import type { ConnectionBudget } from './connection-budget.js';
 import type { UpstreamDialer } from './socket.js';
 import { LocalWorkloads } from './workloads.js';
 import { unmapIpv4 } from '../core/address.js';
@@ -24,6 +25,8 @@ export interface PlaintextInboundInputs {
   /** Dials the pod; with capture it binds the client's address and marks the socket. */
   readonly dial: UpstreamDialer;
   readonly agentPorts: ReadonlySet<number>;
+  /** Connection bounds (per agent, per destination pod); unbounded without. */
+  readonly budget?: ConnectionBudget;
 }
 
 export class PlaintextInbound {
@@ -83,6 +86,17 @@ export class PlaintextInbound {
       // A reset, as ztunnel does: the client learns at once, and nothing was delivered.
       socket.resetAndDestroy();
       return;
+    }
+    const budget = this.#in.budget;
+    if (budget) {
+      const refused = budget.acquire('inbound', dstIp);
+      if (refused !== undefined) {
+        result.failed('OVERLOAD', `connection bound reached (${refused})`);
+        result.close(0, 0);
+        socket.resetAndDestroy();
+        return;
+      }
+      socket.once('close', () => budget.release('inbound', dstIp));
     }
     const entry = this.#in.connections.register(dst, conn, socket, result);
     deliver(

@@ -37,6 +37,7 @@ import type { TcpMetrics, ResponseFlag } from '../core/telemetry/tcp-metrics.js'
 import { errorMessage, WeftError } from '../core/errors.js';
 import { Priority, type CertificateManager, type WorkloadCertificate } from '../core/identity/manager.js';
 import { hboneServerTlsOptions, peerIdentity } from '../core/hbone/tls.js';
+import { survivingAcceptErrors, type ConnectionBudget } from './connection-budget.js';
 import type { UpstreamDialer } from './socket.js';
 import { tuneSocket } from '../core/tcp.js';
 import { LocalWorkloads } from './workloads.js';
@@ -150,6 +151,8 @@ export interface InboundInputs {
   readonly dial: UpstreamDialer;
   /** Ports the agent listens on (defaults plus what it actually bound): never a CONNECT target. */
   readonly agentPorts: ReadonlySet<number>;
+  /** Connection bounds (per agent, per destination pod); unbounded without. */
+  readonly budget?: ConnectionBudget;
 }
 
 interface PresentedServer {
@@ -210,6 +213,7 @@ export class HboneInbound {
         resolve();
       });
     });
+    survivingAcceptErrors(server, 'hbone', this.#in.log);
     this.#listeners.push(server);
     return server;
   }
@@ -444,6 +448,18 @@ export class HboneInbound {
       rule: decision.verdict.rule,
       reason: decision.verdict.message,
     });
+    const budget = this.#in.budget;
+    const dstIp = decision.target.ip;
+    if (budget) {
+      const refused = budget.acquire('inbound', dstIp);
+      if (refused !== undefined) {
+        respondIfOpen(stream, 503);
+        result.failed('OVERLOAD', `connection bound reached (${refused})`);
+        result.close(0, 0);
+        return;
+      }
+      stream.once('close', () => budget.release('inbound', dstIp));
+    }
     const entry = this.#in.connections.register(info.workload, decision.conn, stream, result);
     // A stream reset while we dial for it cost a dial for nothing; many at once is a rapid reset.
     let counted = false;

@@ -44,6 +44,12 @@ import { Capture, markedDialer, type PublishedListeners } from './capture.js';
 import { EnrolmentController } from './enrolment.js';
 import { PlaintextInbound } from './inbound-plaintext.js';
 import { unmapIpv4 } from '../core/address.js';
+import {
+  ConnectionBudget,
+  DEFAULT_CONNECTION_LIMITS,
+  survivingAcceptErrors,
+  type ConnectionLimits,
+} from './connection-budget.js';
 import { ConnectionDrain, DEFAULT_DRAIN_TIMINGS, type DrainReport, type DrainTimings } from './drain.js';
 import type { Socket } from 'node:net';
 
@@ -89,6 +95,8 @@ export interface AgentOptions {
    * every start waits for the CA.
    */
   readonly certCacheDir?: string;
+  /** Connection bounds per agent and per workload (default DEFAULT_CONNECTION_LIMITS). */
+  readonly connectionLimits?: Partial<ConnectionLimits>;
   /** How a drain (takeover by a successor, or shutdown) ends the open connections. */
   readonly drain?: Partial<DrainTimings>;
 }
@@ -154,6 +162,11 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     reporter: { kind: 'agent', name: options.nodeName },
     ...(options.flowBuffer !== undefined && { capacity: options.flowBuffer }),
   });
+  const budget = new ConnectionBudget(
+    { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits },
+    registry,
+    componentLogger('agent.limits'),
+  );
   const local = new LocalWorkloads(store, options.nodeName, options.trustDomain);
   const authorizer = new PolicyAuthorizer(store);
   const connections = new ConnectionRegistry(store, authorizer, componentLogger('agent.connections'));
@@ -179,6 +192,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   ]);
   const inbound = new HboneInbound({
     agentPorts,
+    budget,
     dial,
     local,
     certificates,
@@ -190,6 +204,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   });
   const outbound = new OutboundProxy({
     dial,
+    budget,
     ...(capture && { sameNode: inbound.deliverLocal.bind(inbound) }),
     local,
     certificates,
@@ -201,6 +216,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const socks = new Socks5Server(outbound, componentLogger('agent.socks5'));
   const plaintext = new PlaintextInbound({
     local,
+    budget,
     authorizer,
     connections,
     metrics,
@@ -327,6 +343,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       tuneSocket(s);
       plaintext.handle(s);
     });
+    survivingAcceptErrors(outboundServer, 'outbound capture', log);
+    survivingAcceptErrors(plaintextServer, 'plaintext capture', log);
     await new Promise<void>((resolve) => outboundServer.listen({ fd: fds.outbound }, resolve));
     await new Promise<void>((resolve) => plaintextServer.listen({ fd: fds.plaintext }, resolve));
     await inbound.listenFd(fds.hbone);

@@ -36,6 +36,7 @@ import {
 import { ConnectionResult } from './connection-result.js';
 import type { SameNodeAnswer } from './inbound.js';
 import { isLoopback, type UpstreamDialer } from './socket.js';
+import type { ConnectionBudget } from './connection-budget.js';
 import { abort, pump } from '../core/copy.js';
 import type { FlowPath } from '../core/flows/event.js';
 import type { FlowRing } from '../core/flows/ring.js';
@@ -213,6 +214,8 @@ export interface OutboundInputs {
    */
   readonly sameNode?: (socket: net.Socket, src: Workload, authority: string, answer: SameNodeAnswer) => void;
   readonly pick?: Picker;
+  /** Connection bounds (per agent, per source pod); unbounded without. */
+  readonly budget?: ConnectionBudget;
 }
 
 /**
@@ -248,6 +251,16 @@ export class OutboundProxy {
       );
       refuseSocket(socket, ready);
       return;
+    }
+    const budget = this.#in.budget;
+    if (budget) {
+      if (budget.acquire('outbound', srcIp) !== undefined) {
+        // Reset: the application learns at once; its pod is over its bound, or the agent over its own.
+        ready(false);
+        socket.resetAndDestroy();
+        return;
+      }
+      socket.once('close', () => budget.release('outbound', srcIp));
     }
     const plan = planOutbound(local.store, local, dst, this.#in.pick);
     const srcId = local.spiffeIdOf(src);

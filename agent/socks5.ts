@@ -4,6 +4,7 @@
 import net from 'node:net';
 import type { Logger } from '../core/log.js';
 import { listenWhenFree } from '../core/http-endpoints.js';
+import { survivingAcceptErrors } from './connection-budget.js';
 import type { HostPort } from '../core/address.js';
 import type { Destination, OutboundProxy } from './outbound.js';
 import { tuneSocket } from '../core/tcp.js';
@@ -162,6 +163,7 @@ export class Socks5Server {
       tuneSocket(socket);
       new Socks5Handshake(socket, outbound, log);
     });
+    survivingAcceptErrors(this.#server, 'socks5', log);
   }
 
   async listen(addr: HostPort): Promise<HostPort> {

@@ -9,6 +9,7 @@ import {
 } from '../agent/main.js';
 import { SOCKS5_PORT } from '../agent/socks5.js';
 import { DEFAULT_DRAIN_TIMINGS } from '../agent/drain.js';
+import { DEFAULT_CONNECTION_LIMITS } from '../agent/connection-budget.js';
 import { DEFAULT_PIN_DIR } from '../ebpf-redirect/index.js';
 import { HBONE_PORT } from '../core/hbone/settings.js';
 import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
@@ -16,6 +17,7 @@ import {
   CA_CLIENT_FLAGS,
   caClientFlags,
   closeWithin,
+  countFlag,
   CLOSE_DEADLINE_MS,
   durationMsFlag,
   durationSecondsFlag,
@@ -36,6 +38,8 @@ export const AGENT_USAGE = `weft agent run --node NODE --config file:DIR --ca-ro
                [--metrics 0.0.0.0:15020] [--readiness 0.0.0.0:15021]   (any listener: off)
                [--capture [--bpffs /sys/fs/bpf] [--bpf-pin-dir /sys/fs/bpf/weft/v1]]   (root; eBPF)
                [--drain-deadline 25s] [--cert-cache DIR]   (DIR: on a memory filesystem, root-only)
+               [--max-connections 100000] [--max-connections-per-workload 20000]   (per direction; the
+               agent bound also follows the open-file limit; beyond a bound new connections are reset)
                ${FLOW_FLAGS_USAGE}
 
 Upgrade or restart without failed connections (with --capture): start the new agent beside the running
@@ -60,6 +64,8 @@ async function run(argv: string[]): Promise<void> {
     'bpf-pin-dir': { type: 'string' },
     'drain-deadline': { type: 'string' },
     'cert-cache': { type: 'string' },
+    'max-connections': { type: 'string' },
+    'max-connections-per-workload': { type: 'string' },
     ...FLOW_FLAGS,
   });
   const agent = await startAgent({
@@ -82,6 +88,10 @@ async function run(argv: string[]): Promise<void> {
           }
         : null,
     ...(typeof f['cert-cache'] === 'string' && f['cert-cache'] !== '' && { certCacheDir: f['cert-cache'] }),
+    connectionLimits: {
+      perAgent: countFlag(f, 'max-connections', DEFAULT_CONNECTION_LIMITS.perAgent, 1),
+      perWorkload: countFlag(f, 'max-connections-per-workload', DEFAULT_CONNECTION_LIMITS.perWorkload, 1),
+    },
     drain: { deadlineMs: durationMsFlag(f, 'drain-deadline', DEFAULT_DRAIN_TIMINGS.deadlineMs) },
   });
   const sig = await untilSignal();

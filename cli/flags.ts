@@ -73,6 +73,15 @@ export function durationSecondsFlag(
   return ms / 1000;
 }
 
+/** A whole number of at least `min` (`fallback` when the flag is absent). */
+export function countFlag(values: Record<string, unknown>, name: string, fallback: number, min = 0): number {
+  const v = values[name];
+  if (typeof v !== 'string') return fallback;
+  if (!/^\d+$/.test(v) || Number(v) < min)
+    throw new UsageError(`--${name}: expected a count${min > 0 ? ` of at least ${min}` : ''}, got ${v}`);
+  return Number(v);
+}
+
 export function listFlag(
   values: Record<string, unknown>,
   name: string,

@@ -20,7 +20,7 @@ import {
   WAYPOINT_POD_SELECTOR,
 } from '../observe/kubernetes-targets.js';
 import { kubernetesCredentialsOf } from '../core/sources/index.js';
-import { durationMsFlag, parseFlagsAndArgs, UsageError, type FlagSpec } from './flags.js';
+import { countFlag, durationMsFlag, parseFlagsAndArgs, UsageError, type FlagSpec } from './flags.js';
 import { labDirFlag } from './lab.js';
 
 export const OBSERVE_USAGE = `weft observe [-f|--follow] [--last 20] [-o text|json] [--duration 10s] ${'[FILTERS] [SOURCE]'}
@@ -117,13 +117,6 @@ async function targetsOf(values: Record<string, unknown>): Promise<FlowTarget[]>
   if (targets.length === 0)
     throw new Error(`no agent or waypoint admin sockets in the lab at ${labDirFlag(values)}`);
   return targets;
-}
-
-function countFlag(values: Record<string, unknown>, name: string, fallback: number): number {
-  const v = values[name];
-  if (typeof v !== 'string') return fallback;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name}: expected a count, got ${v}`);
-  return Number(v);
 }
 
 function outputFlag<T extends string>(values: Record<string, unknown>, allowed: readonly T[]): T {

@@ -32,7 +32,15 @@ export type TrafficLabels = Record<TrafficLabelName, string>;
 
 /** Response flags ztunnel uses; `-` is success. */
 export type ResponseFlag =
-  '-' | 'DENY' | 'CONNECT' | 'TLS_FAILURE' | 'H2_HANDSHAKE_FAILURE' | 'NETWORK_POLICY' | 'IDENTITY_ERROR';
+  | '-'
+  | 'DENY'
+  | 'CONNECT'
+  | 'TLS_FAILURE'
+  | 'H2_HANDSHAKE_FAILURE'
+  | 'NETWORK_POLICY'
+  | 'IDENTITY_ERROR'
+  // A connection bound of the agent was reached (agent/connection-budget.ts).
+  | 'OVERLOAD';
 
 export class TcpMetrics {
   readonly opened: Counter<TrafficLabelName>;

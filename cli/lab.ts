@@ -10,6 +10,7 @@ import { runTour } from '../lab/cluster/tour.js';
 import { formatLabStatus, labStatusJson } from '../lab/cluster/status.js';
 import { readLabState } from '../lab/cluster/state.js';
 import { AGENT_ACTIONS, sendControl } from '../lab/cluster/control-socket.js';
+import { labFaultCommand, LAB_FAULT_USAGE } from './lab-fault.js';
 import { newLabId } from '../lab/cluster/names.js';
 import {
   DEFAULT_LAB_DIR,
@@ -33,6 +34,7 @@ weft lab agent stop|start|restart|kill NODE [--dir DIR]   stops (and holds down)
                (SIGKILL) a node's agent; restart replaces it without a gap (the new one takes over steering,
                the old one drains); an agent that ends on its own is restarted after 1 s, doubling to 30 s
 weft lab restart agent --node NODE [--dir DIR]   the same as weft lab agent restart NODE
+${LAB_FAULT_USAGE}
 weft lab run [flags of up]   the lab in the foreground until Ctrl-C (what up starts in the background)
 weft lab tour [--dir DIR] [--expect-mesh]   after up --demo: a request before and after enrolling the namespace
 weft lab workload echo [--port 8080] [--host 0.0.0.0] [--service NAME] [--version V]   (inside a pod)
@@ -284,6 +286,9 @@ export async function labCommand(argv: string[]): Promise<number> {
       return agent(rest);
     case 'restart':
       return restart(rest);
+    case 'fault':
+      await labFaultCommand(rest);
+      return 0;
     case 'run':
       return run(rest);
     default:

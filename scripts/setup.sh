@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # to generate stubs from Istio's proto), iproute2 for network namespaces, HAProxy as the bench baseline;
 # libbpf/libelf/zlib headers for the eBPF addon that `npm ci` builds (the BPF object itself is committed);
 # wrk, h2load (nghttp2-client) and iperf3, the independent tools `weft bench agree` checks the generator against.
-APT_PACKAGES=(openssl python3 python3-h2 python3-grpcio python3-grpc-tools python3-cryptography python3-protobuf iproute2 curl haproxy tcpdump libbpf-dev libelf-dev zlib1g-dev wrk nghttp2-client iperf3)
+APT_PACKAGES=(openssl python3 python3-h2 python3-grpcio python3-grpc-tools python3-cryptography python3-protobuf iproute2 nftables curl haproxy tcpdump libbpf-dev libelf-dev zlib1g-dev wrk nghttp2-client iperf3)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -8,14 +8,20 @@
 //   offered only once the peer's SETTINGS arrived, and a stream's slot is taken when it is handed out.
 // - At most one dial per key is in flight; streams that need a connection meanwhile wait for it.
 // - A connection that received GOAWAY takes no new streams; its open streams run to their end.
-// - PING every PING_INTERVAL_MS; no answer within PING_TIMEOUT_MS destroys the connection (its streams
-//   fail cleanly). A connection without streams for POOL_IDLE_TIMEOUT_MS is closed.
+// - PING every PING_INTERVAL_MS, and ahead of a new stream when no PING was answered in the last
+//   PING_SUSPECT_MS; no answer within PING_TIMEOUT_MS destroys the connection (its streams fail cleanly).
+//   A connection without streams for POOL_IDLE_TIMEOUT_MS is closed.
+// - A connection whose PING has been unanswered for PING_SUSPECT_MS is unresponsive: dead, or stalled in
+//   TCP retransmission backoff after an outage. It takes no new streams until the PING is answered, and a
+//   CONNECT still unanswered on it is cancelled and asked again on another connection (none of the
+//   application's bytes were sent yet), within the CONNECT's one timeout. Its open streams stay on it.
 import http2, {
   constants as h2c,
   type ClientHttp2Session,
   type ClientHttp2Stream,
   type OutgoingHttpHeaders,
 } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { WeftError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -26,6 +32,7 @@ import {
   CONNECT_TIMEOUT_MS,
   CONNECTION_WINDOW_BYTES,
   PING_INTERVAL_MS,
+  PING_SUSPECT_MS,
   PING_TIMEOUT_MS,
   POOL_IDLE_TIMEOUT_MS,
   POOL_MAX_STREAMS_PER_CONNECTION,
@@ -44,6 +51,8 @@ export interface PoolKey {
 export interface PoolTimings {
   readonly pingIntervalMs: number;
   readonly pingTimeoutMs: number;
+  /** Only below pingTimeoutMs does a connection turn unresponsive before it is dropped. */
+  readonly pingSuspectMs: number;
   readonly idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly maxStreamsPerConnection: number;
@@ -52,6 +61,7 @@ export interface PoolTimings {
 export const DEFAULT_POOL_TIMINGS: PoolTimings = {
   pingIntervalMs: PING_INTERVAL_MS,
   pingTimeoutMs: PING_TIMEOUT_MS,
+  pingSuspectMs: PING_SUSPECT_MS,
   idleTimeoutMs: POOL_IDLE_TIMEOUT_MS,
   connectTimeoutMs: CONNECT_TIMEOUT_MS,
   maxStreamsPerConnection: POOL_MAX_STREAMS_PER_CONNECTION,
@@ -72,6 +82,11 @@ export class TunnelRefusedError extends WeftError {
   }
 }
 
+/** #request's answer when its connection stopped answering PINGs before the CONNECT was answered. */
+const MOVE = Symbol('move');
+/** How often per pingSuspectMs a waiting CONNECT checks its connection: it moves within 1.25 of it. */
+const WATCH_CHECKS = 4;
+
 class PooledConnection {
   active = 0;
   draining = false;
@@ -80,6 +95,10 @@ class PooledConnection {
   readonly #ping: NodeJS.Timeout;
   /** Armed while a PING is unanswered: firing means the peer is gone. */
   #pingDeadline: NodeJS.Timeout | undefined = undefined;
+  /** When the unanswered PING was sent (performance.now()). */
+  #pingSentAt: number | undefined = undefined;
+  /** The last proof that the peer reads us: a PING answered, or its SETTINGS (just before construction). */
+  #lastAnswerAt = performance.now();
 
   constructor(
     readonly pool: HboneClientPool,
@@ -104,6 +123,7 @@ class PooledConnection {
   /** Streams this connection may still take. */
   capacity(): number {
     if (this.draining || this.closed || this.session.destroyed || this.session.closed) return 0;
+    if (this.unresponsive()) return 0;
     const peerLimit = this.session.remoteSettings.maxConcurrentStreams ?? Infinity;
     return Math.min(this.timings.maxStreamsPerConnection, peerLimit) - this.active;
   }
@@ -127,13 +147,32 @@ class PooledConnection {
     this.session.close();
   }
 
+  /** A PING has gone unanswered for pingSuspectMs: the peer is gone, or the link stalled. */
+  unresponsive(): boolean {
+    return (
+      this.#pingSentAt !== undefined && performance.now() - this.#pingSentAt >= this.timings.pingSuspectMs
+    );
+  }
+
+  /**
+   * A PING now, unless one is unanswered or one was answered within pingSuspectMs: called for a new
+   * stream and while its CONNECT waits, so a dead or stalled connection shows in a second, not at the
+   * next interval tick.
+   */
+  probe(): void {
+    if (performance.now() - this.#lastAnswerAt < this.timings.pingSuspectMs) return;
+    this.onPingTimer();
+  }
+
   onPingTimer(): void {
     // ping() throws once the session is destroyed, which precedes its 'close' (and our dispose).
     if (this.#pingDeadline || this.session.destroyed) return;
     // The deadline runs from this PING, not from the next tick: a silent peer is dropped within
     // interval + timeout of its last answer.
-    if (this.session.ping(this.onPong))
+    if (this.session.ping(this.onPong)) {
+      this.#pingSentAt = performance.now();
       this.#pingDeadline = setTimeout(this.onPingTimeout, this.timings.pingTimeoutMs).unref();
+    }
   }
 
   onPingTimeout(): void {
@@ -148,6 +187,8 @@ class PooledConnection {
     if (err) return;
     clearTimeout(this.#pingDeadline);
     this.#pingDeadline = undefined;
+    this.#pingSentAt = undefined;
+    this.#lastAnswerAt = performance.now();
   }
 
   dispose(): void {
@@ -188,7 +229,8 @@ export class HboneClientPool {
 
   /**
    * Opens a CONNECT stream for `authority` over a pooled connection for `key`, presenting `srcCert`.
-   * Resolves once the peer answered 200; rejects with TunnelRefusedError for any other status.
+   * Resolves once the peer answered 200; rejects with TunnelRefusedError for any other status. The answer
+   * must come within connectTimeoutMs of the first CONNECT, whichever connections it was asked on.
    */
   async connect(
     key: PoolKey,
@@ -196,7 +238,26 @@ export class HboneClientPool {
     authority: string,
     headers: OutgoingHttpHeaders,
   ): Promise<ClientHttp2Stream> {
-    const conn = await this.#acquire(key, srcCert);
+    let conn = await this.#acquire(key, srcCert);
+    const deadline = performance.now() + this.#timings.connectTimeoutMs;
+    for (;;) {
+      const stream = await this.#request(conn, authority, headers, deadline);
+      if (stream !== MOVE) return stream;
+      this.log.info(
+        { pool: conn.keyId, authority, suspect_ms: this.#timings.pingSuspectMs },
+        'hbone connection unresponsive; CONNECT asked again on another connection',
+      );
+      conn = await this.#acquireBefore(key, srcCert, deadline, authority);
+    }
+  }
+
+  /** One CONNECT on `conn`: its stream, or MOVE when `conn` turned unresponsive before the answer. */
+  #request(
+    conn: PooledConnection,
+    authority: string,
+    headers: OutgoingHttpHeaders,
+    deadline: number,
+  ): Promise<ClientHttp2Stream | typeof MOVE> {
     let stream: ClientHttp2Stream;
     try {
       stream = conn.session.request(
@@ -212,26 +273,39 @@ export class HboneClientPool {
         err,
       );
     }
+    conn.probe();
     return new Promise((resolve, reject) => {
       let answered = false;
-      // The peer answers a CONNECT after its own upstream connect: bounded by the same timeout.
-      const timer = setTimeout(() => {
-        if (answered) return;
+      const settle = (): void => {
         answered = true;
-        stream.close(h2c.NGHTTP2_CANCEL);
-        reject(
-          new WeftError(
-            'ERR_TUNNEL',
-            `no answer to CONNECT ${authority} from ${conn.keyId} within ${this.#timings.connectTimeoutMs} ms`,
-            {
-              peer: conn.keyId,
-            },
-          ),
-        );
-      }, this.#timings.connectTimeoutMs);
+        clearTimeout(timer);
+        clearInterval(watch);
+      };
+      // The peer answers a CONNECT after its own upstream connect: bounded by the same timeout.
+      const timer = setTimeout(
+        () => {
+          if (answered) return;
+          settle();
+          stream.close(h2c.NGHTTP2_CANCEL);
+          reject(this.#unanswered(authority, conn.keyId));
+        },
+        Math.max(0, deadline - performance.now()),
+      );
       timer.unref();
+      // A slow answer from a peer that answers PINGs is its upstream's business: wait. One from a peer
+      // that does not is asked again elsewhere. Checked four times per pingSuspectMs: a timer due with
+      // the PING's suspicion can fire a hair before performance.now() says it is due.
+      const watch = setInterval(() => {
+        if (answered) return;
+        if (!conn.unresponsive()) return conn.probe();
+        settle();
+        stream.close(h2c.NGHTTP2_CANCEL);
+        resolve(MOVE);
+      }, this.#timings.pingSuspectMs / WATCH_CHECKS);
+      watch.unref();
       stream.once('close', () => {
         clearTimeout(timer);
+        clearInterval(watch);
         conn.streamClosed();
         if (!answered)
           reject(
@@ -254,14 +328,58 @@ export class HboneClientPool {
           );
       });
       stream.once('response', (h) => {
-        clearTimeout(timer);
         if (answered) return;
-        answered = true;
+        settle();
         const status = Number(h[':status']);
         if (status === 200) return resolve(stream);
         stream.close(h2c.NGHTTP2_CANCEL);
         reject(new TunnelRefusedError(status, conn.keyId, authority));
       });
+    });
+  }
+
+  #unanswered(authority: string, peer: string): WeftError {
+    return new WeftError(
+      'ERR_TUNNEL',
+      `no answer to CONNECT ${authority} from ${peer} within ${this.#timings.connectTimeoutMs} ms`,
+      { peer },
+    );
+  }
+
+  /** #acquire, given up at `deadline`; a connection it still yields later gets its slot back. */
+  #acquireBefore(
+    key: PoolKey,
+    srcCert: WorkloadCertificate,
+    deadline: number,
+    authority: string,
+  ): Promise<PooledConnection> {
+    const acquiring = this.#acquire(key, srcCert);
+    return new Promise((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(
+        () => {
+          late = true;
+          acquiring.then(
+            (c) => c.streamClosed(),
+            () => undefined,
+          );
+          reject(this.#unanswered(authority, keyString(key)));
+        },
+        Math.max(0, deadline - performance.now()),
+      );
+      timer.unref();
+      acquiring.then(
+        (c) => {
+          if (late) return;
+          clearTimeout(timer);
+          resolve(c);
+        },
+        (err: unknown) => {
+          if (late) return;
+          clearTimeout(timer);
+          reject(err as Error);
+        },
+      );
     });
   }
 

@@ -22,6 +22,14 @@ export const POOL_MAX_STREAMS_PER_CONNECTION = 100;
 export const PING_INTERVAL_MS = 10_000;
 export const PING_TIMEOUT_MS = 20_000;
 /**
+ * Client side: a PING unanswered this long makes a pooled connection unresponsive (not yet dead): it
+ * takes no new streams, and CONNECTs waiting on it are asked again on another connection. A lost PING or
+ * answer is retransmitted twice within it at Linux's 200 ms minimum RTO (0.2 + 0.4 s) on a LAN. Why it
+ * matters (test/lab/network-faults.test.ts): after a 7 s outage the old connection sat in TCP
+ * retransmission backoff ~6 s more, and the first new stream after it waited 6.0 s; with this, 1.2 s.
+ */
+export const PING_SUSPECT_MS = 1_000;
+/**
  * Streams the peer may reset while the server still dials their upstream before the connection is
  * closed (rapid reset, CVE-2023-44487): h2's max_pending_accept_reset_streams default, which ztunnel's
  * server inherits. nghttp2's own limit only sends GOAWAY after ~1000, i.e. ~1000 upstream dials.

@@ -421,7 +421,8 @@ function refuseSocket(socket: net.Socket, ready: OutboundReady): void {
   // An entry point may have written a refusal (SOCKS5 reply): let it flush, then close for good —
   // a half-open socket must not outlive the refusal however the client behaves.
   if (socket.writableEnded) socket.destroySoon();
-  else socket.destroy();
+  // A reset, as ztunnel does: the application sees a failed connection, not an empty answer (EOF).
+  else socket.resetAndDestroy();
 }
 
 function noopError(): void {}

@@ -8,6 +8,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
+import { CertificateManager } from '../../core/identity/manager.js';
+import { registerCertificateMetrics } from '../../core/identity/certificate-metrics.js';
+import { ConnectionBudget, DEFAULT_CONNECTION_LIMITS } from '../../agent/connection-budget.js';
+import { componentLogger } from '../../core/log.js';
 import { TcpMetrics } from '../../core/telemetry/tcp-metrics.js';
 import { RequestMetrics, WAYPOINT_REPORTER } from '../../proxy/telemetry/request-metrics.js';
 import { STAT_NAMES } from '../../ebpf-redirect/maps.js';
@@ -31,6 +35,13 @@ interface ExportedMetric {
 async function registeredMetrics(): Promise<ExportedMetric[]> {
   const registry = new Registry();
   const classes = { TcpMetrics: new TcpMetrics(registry), RequestMetrics: new RequestMetrics(registry) };
+  // The agent's certificate and connection-bound metrics, registered as the agent registers them.
+  const log = componentLogger('test.dashboard');
+  const noCa = { createCertificate: () => Promise.reject(new Error('no CA here')), close() {} };
+  const certificates = new CertificateManager({ caClient: noCa, trustDomain: 'td', ttlSeconds: 60, log });
+  registerCertificateMetrics(registry, certificates);
+  certificates.close();
+  new ConnectionBudget(DEFAULT_CONNECTION_LIMITS, registry, log);
   const owner = new Map<string, string>();
   for (const [name, instance] of Object.entries(classes))
     for (const m of Object.values(instance) as unknown[])

@@ -11,6 +11,7 @@ import { formatLabStatus, labStatusJson } from '../lab/cluster/status.js';
 import { readLabState } from '../lab/cluster/state.js';
 import { AGENT_ACTIONS, sendControl } from '../lab/cluster/control-socket.js';
 import { labFaultCommand, LAB_FAULT_USAGE } from './lab-fault.js';
+import { LAB_RESTART_WAYPOINT_USAGE, labRestartWaypoint } from './lab-restart-waypoint.js';
 import { newLabId } from '../lab/cluster/names.js';
 import {
   DEFAULT_LAB_DIR,
@@ -34,6 +35,7 @@ weft lab agent stop|start|restart|kill NODE [--dir DIR]   stops (and holds down)
                (SIGKILL) a node's agent; restart replaces it without a gap (the new one takes over steering,
                the old one drains); an agent that ends on its own is restarted after 1 s, doubling to 30 s
 weft lab restart agent --node NODE [--dir DIR]   the same as weft lab agent restart NODE
+${LAB_RESTART_WAYPOINT_USAGE}
 ${LAB_FAULT_USAGE}
 weft lab run [flags of up]   the lab in the foreground until Ctrl-C (what up starts in the background)
 weft lab tour [--dir DIR] [--expect-mesh]   after up --demo: a request before and after enrolling the namespace
@@ -212,7 +214,8 @@ async function restart(argv: string[]): Promise<number> {
       throw new UsageError(`weft lab restart agent --node NODE [--dir DIR]\n\n${LAB_USAGE}`);
     return agent(['restart', values.node, ...(typeof values.dir === 'string' ? ['--dir', values.dir] : [])]);
   }
-  throw new UsageError(`weft lab restart: expected agent\n\n${LAB_USAGE}`);
+  if (what === 'waypoint') return labRestartWaypoint(rest);
+  throw new UsageError(`weft lab restart: expected agent or waypoint\n\n${LAB_USAGE}`);
 }
 
 function portFlag(f: Record<string, unknown>, fallback: number): number {

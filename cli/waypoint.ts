@@ -45,6 +45,7 @@ import {
 } from '../core/waypoints.js';
 import { waypointBinding } from '../proxy/authz/index.js';
 import { WAYPOINT_DEFAULT_PORTS, type WaypointOptions } from '../proxy/options.js';
+import { DEFAULT_DRAIN_TIMINGS } from '../proxy/server/drain.js';
 import { routeStatuses, type RouteStatus } from '../proxy/routing/index.js';
 import {
   activeSource,
@@ -93,6 +94,7 @@ import {
 } from './flags.js';
 
 const SOURCE = '[--dir DIR | --config file:DIR]';
+const DRAIN_DEADLINE_S = DEFAULT_DRAIN_TIMINGS.deadlineMs / 1000;
 const { hbone: HBONE, admin: ADMIN, metrics: METRICS, readiness: READINESS } = WAYPOINT_DEFAULT_PORTS;
 export const WAYPOINT_USAGE = `weft waypoint apply -n NS [--name ${DEFAULT_WAYPOINT_NAME}] [--for ${WAYPOINT_FOR_VALUES.join('|')}]
                [--enroll-namespace [--timeout 60s]] ${SOURCE}
@@ -107,9 +109,17 @@ weft waypoint run --name NAME --namespace NS --node NODE --config file:DIR --ca-
                [--service-account NAME] [--ca-address HOST:PORT] [--ca-server-name NAME] [--trust-domain TD]
                [--cert-ttl 24h] [--hbone 0.0.0.0:${HBONE}] [--admin 127.0.0.1:${ADMIN}]
                [--metrics 0.0.0.0:${METRICS}] [--readiness 0.0.0.0:${READINESS}]   (admin, metrics, readiness: off)
-               [--otlp-endpoint URL] [--route-status [--id REPLICA]] ${FLOW_FLAGS_USAGE}
+               [--otlp-endpoint URL] [--route-status [--id REPLICA]] [--drain-deadline ${DRAIN_DEADLINE_S}s]
+               ${FLOW_FLAGS_USAGE}
                runs the waypoint (what a lab's waypoint pod runs); --route-status (kubernetes config only):
-               the leader of the waypoint's replicas writes HTTPRoute status`;
+               the leader of the waypoint's replicas writes HTTPRoute status. On SIGTERM it drains: stops
+               accepting, sends GOAWAY on its HBONE connections, closes HTTP/1 connections after their next
+               response (or once idle) and sends GOAWAY inside HTTP/2 ones, lets requests finish, and resets
+               what is left at --drain-deadline. With the native addon its ports are SO_REUSEPORT listeners, so
+               a new process can start beside it first (weft lab restart waypoint); set
+               net.ipv4.tcp_migrate_req=1 in its network namespace so connections queued on the old one move
+               to the new one (on Kubernetes: an unsafe sysctl, allowed per kubelet, set in the pod's
+               securityContext.sysctls)`;
 
 /** Where a command's output goes, one line per call; tests collect it. */
 export interface CommandIo {
@@ -819,6 +829,7 @@ export function waypointRunOptions(argv: string[]): WaypointOptions {
     'otlp-endpoint': { type: 'string' },
     'route-status': { type: 'boolean' },
     id: { type: 'string' },
+    'drain-deadline': { type: 'string' },
     ...FLOW_FLAGS,
   });
   const name = stringFlag(f, 'name');
@@ -844,6 +855,7 @@ export function waypointRunOptions(argv: string[]): WaypointOptions {
     readinessListen: optionalHostPortFlag(f, 'readiness', `0.0.0.0:${WAYPOINT_DEFAULT_PORTS.readiness}`),
     otlpEndpoint: otlpEndpointFlag(f),
     routeStatus: f['route-status'] === true ? { identity: replicaIdentityFlag(f) } : undefined,
+    drain: { deadlineMs: durationMsFlag(f, 'drain-deadline', DEFAULT_DRAIN_TIMINGS.deadlineMs) },
     // The lab and the chart set POD_NAME (the downward API); it names this replica in flow events.
     ...(process.env.POD_NAME !== undefined &&
       process.env.POD_NAME !== '' && { podName: process.env.POD_NAME }),
@@ -875,6 +887,7 @@ async function runCommand(argv: string[]): Promise<number> {
   const waypoint = await startWaypoint(options);
   const sig = await untilSignal();
   componentLogger('proxy').info({ signal: sig }, 'waypoint stopping');
+  await waypoint.drain(`signal ${sig}`);
   await closeWithin(() => waypoint.close(), CLOSE_DEADLINE_MS);
   await stopProfile();
   // Exit now: a torn-down HTTP/2 session can keep Node's handle cleanup spinning at a natural exit.

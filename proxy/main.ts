@@ -1,6 +1,7 @@
 // Wiring of the waypoint: config store and source, the waypoint's own certificate, the HBONE server, the
 // HTTP and TCP paths, the upstream pool, and the HTTP endpoints. Decides nothing; returns a handle with
 // the bound addresses, which tests use too.
+import { lstatSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
@@ -22,7 +23,6 @@ import {
   createAdminServer,
   createMetricsServer,
   createReadinessServer,
-  listenHttp,
   listenHttpUnix,
   type AdminInputs,
 } from '../core/http-endpoints.js';
@@ -40,10 +40,9 @@ import { TunnelDispatcher } from './server/dispatch.js';
 import { UpgradeHandler } from './server/upgrade.js';
 import { WaypointTelemetry } from './server/telemetry.js';
 import { RouteStatusWriter, kubernetesRouteApi } from './status/route-status-writer.js';
+import { DEFAULT_DRAIN_TIMINGS, WaypointDrain, type DrainReport } from './server/drain.js';
+import { ListenerFactory } from './listeners.js';
 import type { WaypointHandle, WaypointOptions } from './options.js';
-
-/** On shutdown, requests in flight get this long to finish after clients were told to go elsewhere. */
-const DRAIN_MS = 5_000;
 
 export async function startWaypoint(options: WaypointOptions): Promise<WaypointHandle> {
   const log = componentLogger('waypoint');
@@ -120,6 +119,9 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
   );
 
   const servers: Server[] = [];
+  // The fixed ports are shared with a successor process when the addon allows (proxy/listeners.ts).
+  const listeners = new ListenerFactory(log, options.sharePorts ?? true);
+  let draining: Promise<DrainReport> | undefined;
   let ready: string | true = 'configuration not loaded yet';
   const adminInputs: AdminInputs = {
     configDump: () => ({
@@ -134,19 +136,27 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
     flows,
   };
   const adminAddress = options.adminListen
-    ? await listenHttp(push(servers, createAdminServer(adminInputs)), options.adminListen)
+    ? await listeners.listen(push(servers, createAdminServer(adminInputs)), options.adminListen)
     : null;
-  if (options.adminSocket !== undefined)
-    await listenHttpUnix(push(servers, createAdminServer(adminInputs)), options.adminSocket);
+  // A successor takes the socket file over (listenHttpUnix replaces it); closing ours then would unlink
+  // the successor's, so it is closed only while the file is still ours.
+  let adminSocket: { server: Server; ino: number } | undefined;
+  if (options.adminSocket !== undefined) {
+    const server = createAdminServer(adminInputs);
+    await listenHttpUnix(server, options.adminSocket);
+    adminSocket = { server, ino: lstatSync(options.adminSocket).ino };
+  }
   const metricsAddress = options.metricsListen
-    ? await listenHttp(push(servers, createMetricsServer(registry)), options.metricsListen)
+    ? await listeners.listen(push(servers, createMetricsServer(registry)), options.metricsListen)
     : null;
   const readinessAddress = options.readinessListen
-    ? await listenHttp(
+    ? await listeners.listen(
         push(
           servers,
           // Once started, it stays ready through a CA outage until its certificate would expire.
-          createReadinessServer(() => (ready === true ? certificateReadiness.isReady() : ready)),
+          createReadinessServer(() =>
+            draining ? 'draining' : ready === true ? certificateReadiness.isReady() : ready,
+          ),
         ),
         options.readinessListen,
       )
@@ -172,7 +182,8 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
   certificates.on('certificate', (id: string, renewed) => {
     if (id === selfId) hbone.setCertificate(renewed as typeof cert);
   });
-  const hboneAddress = await hbone.listen(options.hboneListen);
+  const hboneAddress = await hbone.listen(options.hboneListen, listeners);
+  listeners.checkMigrateReq([hboneAddress]);
   ready = true;
   log.info(
     {
@@ -182,9 +193,21 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
       hbone: formatHostPort(hboneAddress),
       metrics: metricsAddress && formatHostPort(metricsAddress),
       tracing: options.otlpEndpoint ?? 'off',
+      shared_ports: listeners.shared,
     },
     'waypoint ready',
   );
+
+  const drain = (reason: string): Promise<DrainReport> => {
+    draining ??= (async () => {
+      log.info({ reason }, 'waypoint draining');
+      return new WaypointDrain(
+        { hbone, tunnels: dispatcher, log: componentLogger('waypoint.drain') },
+        { ...DEFAULT_DRAIN_TIMINGS, ...options.drain },
+      ).run();
+    })();
+    return draining;
+  };
 
   return {
     hboneAddress,
@@ -193,12 +216,11 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
     readinessAddress,
     store,
     flows,
+    drain,
     async close() {
       ready = 'shutting down';
-      hbone.stopAccepting();
+      // Without a drain first (tests, a failed start): tunnels still open are cut here.
       hbone.drain();
-      const deadline = Date.now() + DRAIN_MS;
-      while (hbone.sessionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       hbone.destroySessions();
       dispatcher.close();
       await statusWriting?.stop();
@@ -211,6 +233,10 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
       for (const s of servers) {
         s.close();
         s.closeAllConnections();
+      }
+      if (adminSocket !== undefined && options.adminSocket !== undefined) {
+        if (socketInode(options.adminSocket) === adminSocket.ino) adminSocket.server.close();
+        adminSocket.server.closeAllConnections();
       }
     },
   };
@@ -257,6 +283,10 @@ function startRouteStatus(
       await elector.stop();
     },
   };
+}
+
+function socketInode(path: string): number | undefined {
+  return lstatSync(path, { throwIfNoEntry: false })?.ino;
 }
 
 function push(servers: Server[], server: Server): Server {

@@ -3,6 +3,7 @@ import type { HostPort } from '../core/address.js';
 import type { ConfigStore } from '../core/store.js';
 import type { CaClient, GrpcCaClientOptions } from '../core/identity/ca-client.js';
 import type { FlowRing } from '../core/flows/ring.js';
+import type { DrainReport, DrainTimings } from './server/drain.js';
 
 /** Istio's waypoint ports: HBONE in, and the usual admin/metrics/readiness endpoints. */
 export const WAYPOINT_DEFAULT_PORTS = Object.freeze({
@@ -40,6 +41,13 @@ export interface WaypointOptions {
   readonly adminSocket?: string;
   /** Flow events kept for `/flows` (default DEFAULT_FLOW_RING_CAPACITY). */
   readonly flowBuffer?: number;
+  /** How a drain ends the open connections (proxy/server/drain.ts); defaults otherwise. */
+  readonly drain?: Partial<DrainTimings>;
+  /**
+   * Listen on the fixed ports with SO_REUSEPORT when the native addon loads, so a successor process can
+   * start beside this one (default true; proxy/listeners.ts).
+   */
+  readonly sharePorts?: boolean;
   /**
    * Write HTTPRoute status (Accepted/ResolvedRefs) to the API server: needs a `kubernetes` config
    * source. The waypoint's replicas elect one writer through a Lease; `identity` is this replica's.
@@ -62,6 +70,12 @@ export interface WaypointHandle {
   readonly readinessAddress: HostPort | null;
   readonly store: ConfigStore;
   readonly flows: FlowRing;
-  /** Stops accepting, lets requests in flight finish (up to the deadline), then closes everything. */
+  /**
+   * Stops accepting, asks peers to move on, ends the connections inside the tunnels as each protocol
+   * allows and lets requests in flight finish; at the deadline resets what is left (proxy/server/drain.ts).
+   * Readiness answers 503 from the start. Idempotent: every call gets the one drain's report.
+   */
+  drain(reason: string): Promise<DrainReport>;
+  /** Closes everything at once (after `drain`, nothing is left to cut). */
   close(): Promise<void>;
 }

@@ -5,6 +5,7 @@ import { labBpfPinRoot } from './names.js';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAnswersReady } from './pod-runner.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { createNodeToken, NODE_TOKENS_FILE } from '../../ca/node-tokens.js';
@@ -114,26 +115,8 @@ export function startAgent(lab: LabPlan, node: LabNodePlan): ChildProcess {
  * True when the agent with process id `pid` answers ready in `netns`. During a restart the old and the
  * new agent share the readiness port for a moment; the answer names the process that gave it.
  */
-export async function agentReadyInNetns(netns: string, pid: number): Promise<boolean> {
-  try {
-    const { stdout } = await execFileAsync('ip', [
-      'netns',
-      'exec',
-      netns,
-      'curl',
-      '-sf',
-      '-D',
-      '-',
-      '-o',
-      '/dev/null',
-      '--max-time',
-      '2',
-      AGENT_READY_URL,
-    ]);
-    return new RegExp(`^weft-pid: ${pid}\\r?$`, 'im').test(stdout);
-  } catch {
-    return false;
-  }
+export function agentReadyInNetns(netns: string, pid: number): Promise<boolean> {
+  return processAnswersReady(netns, AGENT_READY_URL, pid);
 }
 
 /** GET `url` from inside `netns`; true on a 2xx answer. */

@@ -1,6 +1,7 @@
-// Commands to a running lab's controller (`weft lab agent stop|start|restart NODE`): HTTP on a Unix
-// socket in the lab's directory, readable and writable by its owner only (root, as the lab runs).
-// One request per command; the answer comes when the action is done (an agent started is ready).
+// Commands to a running lab's controller (`weft lab agent stop|start|restart NODE`, `weft lab restart
+// waypoint`): HTTP on a Unix socket in the lab's directory, readable and writable by its owner only
+// (root, as the lab runs). One request per command; the answer comes when the action is done (an agent
+// started is ready; a waypoint restarted has its new process ready and its old one drained and gone).
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -11,15 +12,25 @@ export const CONTROL_SOCKET_FILE = 'control.sock';
 const MAX_SOCKET_PATH = 107;
 /** A request body is never needed; anything larger than this is refused. */
 const MAX_BODY_BYTES = 1024;
-/** Starting an agent waits for its readiness (20 s at most), plus stopping the old one (5 s). */
+/** Starting an agent waits for its readiness (20 s at most), plus the old one's drain and stop (9 s). */
 const REQUEST_TIMEOUT_MS = 40_000;
 
-export type AgentAction = 'start' | 'stop' | 'restart';
-const AGENT_ACTIONS: readonly string[] = ['start', 'stop', 'restart'] satisfies AgentAction[];
+export type AgentAction = 'start' | 'stop' | 'restart' | 'kill';
+export const AGENT_ACTIONS: readonly string[] = ['start', 'stop', 'restart', 'kill'] satisfies AgentAction[];
+
+export type WaypointAction = 'restart';
+export const WAYPOINT_ACTIONS: readonly string[] = ['restart'] satisfies WaypointAction[];
+/**
+ * A waypoint restart waits for the new process to be ready (20 s at most) and for the old one to drain
+ * and exit (its drain deadline, 25 s by default, and the lab's stop grace).
+ */
+export const WAYPOINT_REQUEST_TIMEOUT_MS = 90_000;
 
 export interface ControlHandlers {
   /** Does `action` to node `node`'s agent; throws a ControlError for a bad request. */
   agent(node: string, action: AgentAction): Promise<unknown>;
+  /** Does `action` to the pods of waypoint `namespace/name`; throws a ControlError for a bad request. */
+  waypoint?(namespace: string, name: string, action: WaypointAction): Promise<unknown>;
 }
 
 /** A request the controller refuses (unknown node …), answered with `status`. */
@@ -57,6 +68,24 @@ export async function serveControl(dir: string, handlers: ControlHandlers): Prom
       size += chunk.length;
       if (size > MAX_BODY_BYTES) req.destroy();
     });
+    const waypoint = /^\/v1\/waypoints\/([^/]+)\/([^/]+)\/([a-z]+)$/.exec(req.url ?? '');
+    if (waypoint !== null && handlers.waypoint !== undefined) {
+      if (req.method !== 'POST' || !WAYPOINT_ACTIONS.includes(waypoint[3]!)) {
+        reply(404, { error: `no such command: ${req.method} ${req.url}` });
+        return;
+      }
+      handlers
+        .waypoint(
+          decodeURIComponent(waypoint[1]!),
+          decodeURIComponent(waypoint[2]!),
+          waypoint[3] as WaypointAction,
+        )
+        .then((result) => reply(200, result))
+        .catch((err: unknown) =>
+          reply(err instanceof ControlError ? err.status : 500, { error: errorMessage(err) }),
+        );
+      return;
+    }
     const match = /^\/v1\/agents\/([^/]+)\/([a-z]+)$/.exec(req.url ?? '');
     if (req.method !== 'POST' || match === null || !AGENT_ACTIONS.includes(match[2]!)) {
       reply(404, { error: `no such command: ${req.method} ${req.url}` });
@@ -85,11 +114,15 @@ export interface ControlAnswer {
   readonly body: unknown;
 }
 
-/** Sends `POST path` to the controller of the lab in `dir`. */
-export async function sendControl(dir: string, path: string): Promise<ControlAnswer> {
+/** Sends `POST path` to the controller of the lab in `dir`; gives up after `timeoutMs` without an answer. */
+export async function sendControl(
+  dir: string,
+  path: string,
+  timeoutMs = REQUEST_TIMEOUT_MS,
+): Promise<ControlAnswer> {
   const socketPath = controlSocketPath(dir);
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'POST', timeout: REQUEST_TIMEOUT_MS }, (res) => {
+    const req = request({ socketPath, path, method: 'POST', timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -101,9 +134,7 @@ export async function sendControl(dir: string, path: string): Promise<ControlAns
         }
       });
     });
-    req.on('timeout', () =>
-      req.destroy(new Error(`no answer from ${socketPath} in ${REQUEST_TIMEOUT_MS} ms`)),
-    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${socketPath} in ${timeoutMs} ms`)));
     req.on('error', (err: NodeJS.ErrnoException) =>
       reject(
         err.code === 'ENOENT' || err.code === 'ECONNREFUSED'

@@ -10,13 +10,19 @@
 //
 // Invariants: passes never overlap (a change during one schedules another); after `stop()` resolves
 // no pass runs and no pod is left running.
+//
+// `restartWaypoint` replaces the process of each pod of a waypoint in place, without a gap (pod-runner.ts
+// `handover`): the new process is current once its own readiness answer says ready.
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isObject, type JsonObject } from '../../core/convert/fields.js';
 import { formatRejection } from '../../core/convert/rejection.js';
 import { errorMessage } from '../../core/errors.js';
 import { componentLogger } from '../../core/log.js';
 import { isTerminated, type Service, type Workload } from '../../core/model/index.js';
 import type { ConfigStore } from '../../core/store.js';
+import { GATEWAY_NAME_LABEL } from '../../core/waypoints.js';
+import { WAYPOINT_DEFAULT_PORTS } from '../../proxy/options.js';
 import { allocateAddress } from './ipam.js';
 import {
   editObjectInFile,
@@ -27,7 +33,14 @@ import {
 import { podNetnsName, podVethName } from './names.js';
 import { FIRST_POD_OFFSET, FIRST_SERVICE_OFFSET, type LabNodePlan, type LabPlan } from './plan.js';
 import { labProblems, nodeForPod, podEnv, readPodRunSpec, resolveArgv } from './pod-spec.js';
-import { PodRunner, type PodRun } from './pod-runner.js';
+import {
+  HandoverRefused,
+  PodRunner,
+  processAnswersReady,
+  type HandoverResult,
+  type PodRun,
+  type PodSysctl,
+} from './pod-runner.js';
 import type { PodState, ServiceState } from './state.js';
 import type { LabStateWriter } from './state-writer.js';
 
@@ -35,6 +48,23 @@ const log = componentLogger('lab.controller');
 /** If a write-back is not seen by the file source within this long, run a pass anyway. */
 const WRITE_BACK_RECHECK_MS = 2000;
 const SETTLE_POLL_MS = 100;
+/** Where a waypoint pod's process answers whether it is ready (inside the pod's network namespace). */
+const WAYPOINT_READY_URL = `http://127.0.0.1:${WAYPOINT_DEFAULT_PORTS.readiness}/healthz/ready`;
+
+/** A request the controller cannot carry out: nothing to act on (404) or not now (409). */
+export class PodActionError extends Error {
+  constructor(
+    readonly status: 404 | 409,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One waypoint pod replaced in place. */
+export interface WaypointPodRestart extends HandoverResult {
+  readonly pod: string;
+}
 
 interface DesiredPod {
   readonly namespace: string;
@@ -112,6 +142,40 @@ export class PodController {
       await sleep(SETTLE_POLL_MS);
     }
     return false;
+  }
+
+  /**
+   * Restarts every running pod of waypoint `namespace/name` (labelled with its gateway name) in place,
+   * one after the other: each new process starts beside the old one and takes over once it answers
+   * ready; the old one then drains and exits. Resolves once every old process has exited.
+   */
+  async restartWaypoint(namespace: string, name: string): Promise<WaypointPodRestart[]> {
+    if (this.#stopped) throw new PodActionError(409, 'the lab is stopping');
+    const runners = [...this.#runners.entries()].filter(
+      ([, runner]) =>
+        runner.options.namespace === namespace &&
+        this.#store.workload(namespace, runner.options.name)?.labels[GATEWAY_NAME_LABEL] === name,
+    );
+    if (runners.length === 0)
+      throw new PodActionError(
+        404,
+        `no running pod of waypoint ${namespace}/${name} (pods labelled ${GATEWAY_NAME_LABEL}=${name} in ${namespace})`,
+      );
+    const done: WaypointPodRestart[] = [];
+    for (const [key, runner] of runners) {
+      log.info({ pod: key }, 'waypoint restart: new process beside the old one');
+      try {
+        const result = await runner.handover((pid) =>
+          processAnswersReady(runner.options.netns, WAYPOINT_READY_URL, pid),
+        );
+        log.info({ pod: key, ...result }, 'waypoint restart: done');
+        done.push({ pod: key, ...result });
+      } catch (err) {
+        if (err instanceof HandoverRefused) throw new PodActionError(409, `${key}: ${err.message}`);
+        throw new Error(`${key}: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+    return done;
   }
 
   async stop(): Promise<void> {
@@ -294,6 +358,7 @@ export class PodController {
           env: podEnv(spec, podFacts(workload, node, ip)),
           cwd: spec.workingDir ?? this.#plan.dir,
           tcpPorts: workload.containerPorts.filter((p) => p.protocol === 'TCP').map((p) => p.port),
+          sysctls: podSysctls(location.manifest),
         },
       });
     }
@@ -391,6 +456,24 @@ export class PodController {
     pods.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
     this.#state.update({ pods, services: this.#services });
   }
+}
+
+/**
+ * `spec.securityContext.sysctls` of a Pod manifest (entries that are not a name and a string value are
+ * left out; the pod runner sets network ones only).
+ */
+function podSysctls(manifest: JsonObject): PodSysctl[] {
+  const spec = isObject(manifest.spec) ? manifest.spec : {};
+  const context = isObject(spec.securityContext) ? spec.securityContext : {};
+  if (!Array.isArray(context.sysctls)) return [];
+  const out: PodSysctl[] = [];
+  for (const entry of context.sysctls as unknown[]) {
+    if (!isObject(entry) || typeof entry.name !== 'string') continue;
+    const value = entry.value;
+    if (typeof value === 'string' || typeof value === 'number')
+      out.push({ name: entry.name, value: String(value) });
+  }
+  return out;
 }
 
 function podKey(key: { namespace: string; name: string }): string {

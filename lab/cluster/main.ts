@@ -24,7 +24,7 @@ import {
   waitUntilReady,
   writeNodeToken,
 } from './control-plane.js';
-import { PodController } from './controller.js';
+import { PodActionError, PodController } from './controller.js';
 import { planLab, type LabOptions } from './plan.js';
 import { isRunning, readLabState, recordProcess } from './state.js';
 import { initialLabState, LabStateWriter } from './state-writer.js';
@@ -116,7 +116,7 @@ export async function runLab(options: LabOptions): Promise<number> {
     if (!(await controller.settle(PODS_SETTLE_TIMEOUT_MS)))
       log.warn({ timeoutMs: PODS_SETTLE_TIMEOUT_MS }, 'pods still starting; the lab is up anyway');
     checkpoint();
-    control = await serveAgentControl(plan.dir, agents);
+    control = await serveAgentControl(plan.dir, agents, controller);
     state.update({ phase: 'ready' });
     log.info({ id: plan.id, dir: plan.dir }, 'lab ready');
     await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
@@ -152,6 +152,7 @@ export async function runLab(options: LabOptions): Promise<number> {
 async function serveAgentControl(
   dir: string,
   agents: Map<string, AgentSupervisor>,
+  pods?: PodController,
 ): Promise<Server | undefined> {
   const problem = controlSocketProblem(dir);
   if (problem !== undefined) {
@@ -164,9 +165,26 @@ async function serveAgentControl(
       if (agent === undefined)
         throw new ControlError(404, `no node ${node} in this lab (nodes: ${[...agents.keys()].join(', ')})`);
       log.info({ node, action }, 'agent command');
+      if (action === 'kill') return { node, action, done: true, killed: agent.kill() };
       await agent[action]();
       return { node, action, done: true };
     },
+    // `weft lab restart waypoint`: each pod of the waypoint gets a new process beside the old one.
+    ...(pods && {
+      async waypoint(namespace: string, name: string, action: 'restart') {
+        log.info({ waypoint: `${namespace}/${name}`, action }, 'waypoint command');
+        try {
+          return {
+            waypoint: `${namespace}/${name}`,
+            action,
+            pods: await pods.restartWaypoint(namespace, name),
+          };
+        } catch (err) {
+          if (err instanceof PodActionError) throw new ControlError(err.status, err.message);
+          throw err;
+        }
+      },
+    }),
   });
 }
 

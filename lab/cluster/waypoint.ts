@@ -4,7 +4,9 @@
 // - a Service named after it whose endpoints are the waypoint's pods: agents send bound traffic to one
 //   of those endpoints (agent/outbound.ts), and find them only through this Service;
 // - in a lab, the pod: `weft waypoint run` on the node the lab schedules it to, not captured by the
-//   agents (it speaks HBONE itself), with the service account that names its SPIFFE identity.
+//   agents (it speaks HBONE itself), with the service account that names its SPIFFE identity, and
+//   net.ipv4.tcp_migrate_req=1 in its network namespace, so a restart in place (a new process beside the
+//   old one on the same SO_REUSEPORT ports, `weft lab restart waypoint`) resets no queued connection.
 // Pure: manifests in, manifests out; the CLI applies them through lab/cluster/apply.ts.
 import { join } from 'node:path';
 import { formatHostPort } from '../../core/address.js';
@@ -23,6 +25,18 @@ export const DEFAULT_WAYPOINT_NAME = 'waypoint';
 export const WAYPOINT_FOR_VALUES: readonly WaypointFor[] = ['service', 'workload', 'all', 'none'];
 /** The listener (and Service port) name Istio gives a waypoint's HBONE port. */
 export const WAYPOINT_LISTENER_NAME = 'mesh';
+/**
+ * How long a lab waypoint that stops (or is replaced) gives its open connections: short, so a restart's
+ * overlap and `lab down` stay short (as the lab's agents, control-plane.ts AGENT_DRAIN_DEADLINE_MS).
+ */
+export const LAB_WAYPOINT_DRAIN_DEADLINE = '4s';
+/**
+ * The sysctls of a waypoint pod: connections queued on a stopping process's shared listeners move to its
+ * successor (proxy/listeners.ts). Namespaced, but not in Kubernetes' safe set: a cluster must allow it.
+ */
+export const WAYPOINT_POD_SYSCTLS: readonly { name: string; value: string }[] = [
+  { name: 'net.ipv4.tcp_migrate_req', value: '1' },
+];
 
 export interface WaypointSpec {
   readonly namespace: string;
@@ -103,6 +117,8 @@ export interface WaypointRunTarget {
   readonly tokenFile: string;
   /** `--admin-socket`: the lab's, so `weft observe` reaches the pod's admin endpoints. */
   readonly adminSocket?: string;
+  /** `--drain-deadline` (default: the waypoint's own). */
+  readonly drainDeadline?: string;
 }
 
 /** `weft waypoint run …` (without `weft`). */
@@ -126,6 +142,7 @@ export function waypointRunArgs(spec: WaypointSpec, target: WaypointRunTarget): 
     '--token-file',
     target.tokenFile,
     ...(target.adminSocket === undefined ? [] : ['--admin-socket', target.adminSocket]),
+    ...(target.drainDeadline === undefined ? [] : ['--drain-deadline', target.drainDeadline]),
   ];
 }
 
@@ -152,6 +169,7 @@ export function labWaypointRunTarget(plan: LabPlan): WaypointRunTarget {
     caRoot: escapeVars(plan.ca.rootCertFile),
     tokenFile: join(escapeVars(plan.tokensDir), `${NODE_NAME_REF}.token`),
     adminSocket: join(escapeVars(plan.adminDir), waypointAdminSocketName('$(POD_NAMESPACE)', '$(POD_NAME)')),
+    drainDeadline: LAB_WAYPOINT_DRAIN_DEADLINE,
   };
 }
 
@@ -171,6 +189,7 @@ export function waypointPod(spec: WaypointSpec, plan: LabPlan): JsonObject {
     },
     spec: {
       serviceAccountName: spec.name,
+      securityContext: { sysctls: WAYPOINT_POD_SYSCTLS.map((s) => ({ ...s })) },
       containers: [
         {
           name: 'waypoint',

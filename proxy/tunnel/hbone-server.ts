@@ -7,6 +7,10 @@
 //   TLS against the mesh roots); its exact identity is left to AuthorizationPolicy.
 // - The client's address is the one `forwarded` names only when that pod has the proved identity.
 // - Sessions end on an unanswered keepalive PING, as the agent's do (core/hbone/keepalive.ts).
+// - Once draining, every session (those set up later too) is asked to move on with a graceful GOAWAY
+//   naming the highest stream id, so no CONNECT that crossed it on the wire is refused; a final GOAWAY
+//   with the real last stream follows a second later, and the session closes when its tunnels end
+//   (./goaway.ts).
 import net from 'node:net';
 import http2, {
   constants as h2c,
@@ -35,6 +39,8 @@ import type { WorkloadCertificate } from '../../core/identity/manager.js';
 import { tuneSocket } from '../../core/tcp.js';
 import { WeftError } from '../../core/errors.js';
 import type { NamespacedName } from '../authz/index.js';
+import type { ListenerFactory } from '../listeners.js';
+import { askToMoveOn } from './goaway.js';
 import { resolveTunnelTarget, type TunnelTarget } from './targets.js';
 
 /** One accepted tunnel: who sent it, from where, for what. */
@@ -74,6 +80,7 @@ export class WaypointHboneServer {
   readonly #sessions = new WeakMap<Http2Session, SessionInfo>();
   readonly #live = new Set<Http2Session>();
   #listener: net.Server | undefined;
+  #draining = false;
 
   constructor(inputs: WaypointHboneInputs, cert: WorkloadCertificate) {
     this.#in = inputs;
@@ -97,31 +104,26 @@ export class WaypointHboneServer {
     this.#server.setSecureContext(hboneServerTlsOptions(cert));
   }
 
-  async listen(addr: HostPort): Promise<HostPort> {
+  /** Listens on `addr` through `listeners` (shared with a successor process when it can be). */
+  async listen(addr: HostPort, listeners: ListenerFactory): Promise<HostPort> {
     const listener = net.createServer({ allowHalfOpen: false }, (socket) => {
       tuneSocket(socket);
       this.#server.emit('connection', socket);
     });
     this.#listener = listener;
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen(addr.port, addr.host, () => {
-        listener.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = listener.address();
-    return { host: addr.host, port: typeof bound === 'object' && bound ? bound.port : addr.port };
+    return listeners.listen(listener, addr);
   }
 
-  /** Stops accepting connections; live sessions keep running (see `closeSessions`). */
-  stopAccepting(): void {
-    this.#listener?.close();
-  }
-
-  /** Asks every client to stop opening streams here (GOAWAY); streams in flight finish. */
+  /**
+   * The start of a drain: stops accepting (connections the kernel queued move to a successor's shared
+   * listener, see proxy/listeners.ts) and asks every peer to open its next tunnels elsewhere. Open
+   * tunnels run on; each session closes once its tunnels have ended.
+   */
   drain(): void {
-    for (const s of this.#live) if (!s.closed && !s.destroyed) s.close();
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#listener?.close();
+    for (const s of this.#live) askToMoveOn(s);
   }
 
   get sessionCount(): number {
@@ -156,6 +158,7 @@ export class WaypointHboneServer {
     this.#sessions.set(session, { peer: identity, peerId, peerAddr });
     this.#live.add(session);
     session.once('close', () => this.#live.delete(session));
+    if (this.#draining) askToMoveOn(session);
     keepAlive(session, () => {
       this.#in.log.info(
         { 'src.identity': peerId, timeout_ms: PING_TIMEOUT_MS },

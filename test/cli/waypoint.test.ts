@@ -419,7 +419,7 @@ t.test('in a lab: the pod runs weft waypoint run; --enroll-namespace waits until
   );
   t.match(
     command.join(' '),
-    /--token-file \S+\/tokens\/node-2.token --admin-socket \S+\/admin\/waypoint-\$\(POD_NAMESPACE\)\.\$\(POD_NAME\)\.sock$/,
+    /--token-file \S+\/tokens\/node-2.token --admin-socket \S+\/admin\/waypoint-\$\(POD_NAMESPACE\)\.\$\(POD_NAME\)\.sock --drain-deadline 4s$/,
   );
 
   // What the controller reports once the pod accepts connections.

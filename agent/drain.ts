@@ -8,8 +8,10 @@
 // through the successor, for its next request. A keep-alive connection busy with requests is never idle
 // that long; at the deadline those get a last call: ended in the first gap of `lastCallQuietMs` (between
 // two requests, at L4 we cannot see where one ends), for up to `lastCallMs`; whatever is left is reset.
-// A request whose bytes cross the FIN fails on a reused connection before any response byte: the case
-// HTTP clients retry for idempotent requests (RFC 9110 §9.2.2).
+// Only a connection whose last bytes went the answer's way (to the client, from the server) is ended
+// that way: one quiet while a request is outstanding is left for its answer. A request whose bytes
+// cross the FIN fails on a reused connection before any response byte: the case HTTP clients retry for
+// idempotent requests (RFC 9110 §9.2.2).
 //
 // Reading activity costs nothing on the data path: the sweep compares the sockets' own byte counters.
 import type { Socket } from 'node:net';
@@ -41,8 +43,12 @@ export const DEFAULT_DRAIN_TIMINGS: DrainTimings = {
 };
 
 export interface DrainInputs {
-  /** The application-facing sockets of the connections still open (each at most once). */
-  appSockets(): Iterable<Socket>;
+  /**
+   * The application-facing sockets of the connections still open (each at most once), with which end
+   * of the connection the application is: `client` (a captured client socket: its answers are what the
+   * agent writes) or `server` (the socket to a workload: its answers are what the agent reads).
+   */
+  appSockets(): Iterable<AppSocket>;
   /**
    * What else is still open and must end before the drain does, with no application socket to end:
    * connections still dialling their destination, HBONE sessions their peers have not closed yet (a
@@ -65,9 +71,17 @@ export interface DrainReport {
   readonly reset: number;
 }
 
+export interface AppSocket {
+  readonly socket: Socket;
+  readonly peer: 'client' | 'server';
+}
+
 interface Seen {
-  bytes: number;
+  read: number;
+  written: number;
   since: number;
+  /** Whether the last bytes seen went the answer's way (server to client), or none went yet. */
+  answeredLast: boolean;
 }
 
 /** Runs the drain until no application connection is left; `cancel` ends it early (the process exits). */
@@ -99,7 +113,7 @@ export class ConnectionDrain {
       await sleep(this.#t.lastCallSweepMs);
       left = this.#sweep(this.#t.lastCallQuietMs, true) + this.#pending();
     }
-    for (const socket of this.#in.appSockets()) {
+    for (const { socket } of this.#in.appSockets()) {
       if (socket.destroyed) continue;
       this.#reset++;
       this.#touched.add(socket);
@@ -125,19 +139,32 @@ export class ConnectionDrain {
     const now = Date.now();
     let open = 0;
     const present = new Set<Socket>();
-    for (const socket of this.#in.appSockets()) {
+    for (const { socket, peer } of this.#in.appSockets()) {
       if (socket.destroyed) continue;
       open++;
       present.add(socket);
       this.#all.add(socket);
       if (this.#ended.has(socket)) continue;
-      const bytes = socket.bytesRead + socket.bytesWritten;
+      const read = socket.bytesRead;
+      const written = socket.bytesWritten;
       const seen = this.#seen.get(socket);
-      if (!seen || seen.bytes !== bytes) {
-        this.#seen.set(socket, { bytes, since: now });
+      if (!seen) {
+        this.#seen.set(socket, { read, written, since: now, answeredLast: true });
         continue;
       }
-      if (now - seen.since < quietMs) continue;
+      if (seen.read !== read || seen.written !== written) {
+        // Answers are what the agent writes to a client and reads from a server.
+        const answered = peer === 'client' ? written !== seen.written : read !== seen.read;
+        const asked = peer === 'client' ? read !== seen.read : written !== seen.written;
+        seen.answeredLast = answered && !asked ? true : asked && !answered ? false : seen.answeredLast;
+        seen.read = read;
+        seen.written = written;
+        seen.since = now;
+        continue;
+      }
+      // A quiet connection whose last bytes were a question (a request still being answered, a long
+      // poll) is not ended: that would lose the answer. It waits for its answer, or the final reset.
+      if (now - seen.since < quietMs || !seen.answeredLast) continue;
       this.#ended.add(socket);
       this.#touched.add(socket);
       if (lastCall) this.#closedAtLastCall++;

@@ -382,8 +382,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       const report = await new ConnectionDrain(
         {
           appSockets: function* () {
-            yield* appSockets;
-            yield* connections.workloadSockets();
+            for (const socket of appSockets) yield { socket, peer: 'client' as const };
+            for (const socket of connections.workloadSockets()) yield { socket, peer: 'server' as const };
           },
           pending: () => connections.dialling + inbound.sessionCount,
           log,

@@ -1,6 +1,7 @@
 // agent/drain.ts over real loopback sockets: an idle connection is ended (FIN) once idle, a busy one
 // runs to the deadline and is ended in its first quiet gap, one whose application ignores the FIN is
-// reset at the end, and one that ends by itself is counted as such.
+// reset at the end, one waiting for an answer is never ended with a FIN (only reset at the end), and one
+// that ends by itself is counted as such.
 import { once } from 'node:events';
 import net from 'node:net';
 import t from 'tap';
@@ -61,13 +62,17 @@ async function pairs(n: number, deaf: readonly number[] = []): Promise<{ list: P
 }
 
 t.test('idle, busy-with-gaps, deaf and self-ending connections', async (t) => {
-  const { list, close } = await pairs(4, [2]);
+  const { list, close } = await pairs(5, [2]);
   t.teardown(close);
-  const [idle, gappy, deaf, selfEnding] = list as [Pair, Pair, Pair, Pair];
-  // A keep-alive connection with a request every 20 ms (answered at once): never idle 150 ms.
+  const [idle, gappy, deaf, selfEnding, waiting] = list as [Pair, Pair, Pair, Pair, Pair];
+  // A request the server is still answering (a long poll): quiet, but never ended with a FIN.
+  waiting.app.write('GET /long-poll');
+  // A keep-alive connection with a request every 20 ms, answered as it arrives: never idle 150 ms.
+  gappy.held.on('data', () => {
+    if (gappy.held.writable) gappy.held.write('200');
+  });
   const gappyTimer = setInterval(() => {
     if (!gappy.app.destroyed && gappy.app.writable) gappy.app.write('GET');
-    if (!gappy.held.destroyed && gappy.held.writable) gappy.held.write('200');
   }, 20);
   t.teardown(() => clearInterval(gappyTimer));
   setTimeout(() => selfEnding.app.end(), 50);
@@ -75,11 +80,9 @@ t.test('idle, busy-with-gaps, deaf and self-ending connections', async (t) => {
 
   const sockets = new Set(list.map((p) => p.held));
   for (const s of sockets) s.once('close', () => sockets.delete(s));
+  const appSockets = () => [...sockets].map((socket) => ({ socket, peer: 'client' as const }));
   const started = Date.now();
-  const report = await new ConnectionDrain(
-    { appSockets: () => sockets, log: componentLogger('test.drain') },
-    TIMINGS,
-  ).run();
+  const report = await new ConnectionDrain({ appSockets, log: componentLogger('test.drain') }, TIMINGS).run();
   await new Promise((r) => setTimeout(r, 50));
 
   t.equal(idle.ended(), 'end', 'the idle connection got a FIN');
@@ -89,7 +92,12 @@ t.test('idle, busy-with-gaps, deaf and self-ending connections', async (t) => {
   t.equal(selfEnding.ended(), 'end', 'the application ended that one itself (and got the FIN back)');
   t.equal(report.closedIdle, 2, 'two ended idle');
   t.equal(report.closedAtLastCall, 1, 'one closed at the last call');
-  t.equal(report.reset, 1, 'one reset (the deaf one)');
+  t.equal(
+    waiting.ended(),
+    'reset',
+    'the connection waiting for its answer was not ended, only reset at the end',
+  );
+  t.equal(report.reset, 2, 'two reset (the deaf one, the waiting one)');
   t.equal(report.endedByThemselves, 1, 'one ended by itself');
   const took = Date.now() - started;
   t.ok(

@@ -245,13 +245,16 @@ export class HboneClientPool {
       if (stream !== MOVE) return stream;
       this.log.info(
         { pool: conn.keyId, authority, suspect_ms: this.#timings.pingSuspectMs },
-        'hbone connection unresponsive; CONNECT asked again on another connection',
+        'hbone connection unresponsive, or it refused the stream; CONNECT asked again on another connection',
       );
       conn = await this.#acquireBefore(key, srcCert, deadline, authority);
     }
   }
 
-  /** One CONNECT on `conn`: its stream, or MOVE when `conn` turned unresponsive before the answer. */
+  /**
+   * One CONNECT on `conn`: its stream, or MOVE when `conn` turned unresponsive before the answer or the
+   * peer refused the stream unprocessed.
+   */
   #request(
     conn: PooledConnection,
     authority: string,
@@ -303,10 +306,20 @@ export class HboneClientPool {
         resolve(MOVE);
       }, this.#timings.pingSuspectMs / WATCH_CHECKS);
       watch.unref();
+      // A refused stream was not processed (RFC 9113 §8.7: a peer draining or at its stream limit): asked
+      // again on another connection, as the application sent nothing yet. This one takes no more.
+      const refused = (): boolean => {
+        if (answered || stream.rstCode !== h2c.NGHTTP2_REFUSED_STREAM) return false;
+        settle();
+        conn.draining = true;
+        resolve(MOVE);
+        return true;
+      };
       stream.once('close', () => {
         clearTimeout(timer);
         clearInterval(watch);
         conn.streamClosed();
+        if (refused()) return;
         if (!answered)
           reject(
             new WeftError(
@@ -317,6 +330,7 @@ export class HboneClientPool {
           );
       });
       stream.once('error', (err) => {
+        if (refused()) return;
         if (!answered)
           reject(
             new WeftError(

@@ -64,6 +64,8 @@ export class HboneTestServer extends EventEmitter {
   status = 200;
   /** While true, CONNECTs are not answered until `releaseAnswers()`. */
   holdAnswers = false;
+  /** This many next CONNECTs are refused with RST_STREAM(REFUSED_STREAM), as a draining peer may. */
+  refuseNext = 0;
   tcpConnections = 0;
   tlsConnections = 0;
   readonly sessions: ServerSessionRecord[] = [];
@@ -185,6 +187,9 @@ export class HboneTestServer extends EventEmitter {
     }
     if (headers[':method'] !== 'CONNECT') {
       stream.respond({ ':status': 405 }, { endStream: true });
+    } else if (this.refuseNext > 0) {
+      this.refuseNext--;
+      stream.close(h2c.NGHTTP2_REFUSED_STREAM);
     } else if (this.holdAnswers) {
       this.#held.push(stream);
     } else {

@@ -216,6 +216,25 @@ t.test('50 concurrent first streams for a fresh key share one dial', { timeout: 
   );
 });
 
+t.test(
+  'a CONNECT refused with REFUSED_STREAM is asked again on a new connection',
+  { timeout: 5000 },
+  async (t) => {
+    const server = await startServer(t);
+    const { open } = startPool(t);
+    const key = keyFor(server.port);
+    t.equal(await echo(await open(key), 'first'), 'first', 'a connection serves');
+    server.refuseNext = 1;
+    const stream = await open(key);
+    t.equal(await echo(stream, 'again'), 'again', 'the refused CONNECT succeeded on another connection');
+    t.equal(
+      server.tlsConnections,
+      2,
+      'the refusing connection takes no new streams: a second one was opened',
+    );
+  },
+);
+
 t.test('a status other than 200 is a TunnelRefusedError carrying it', { timeout: 5000 }, async (t) => {
   t.plan(8);
   const server = await startServer(t);

@@ -28,10 +28,12 @@ import { durationMsFlag, hostPortFlag, parseFlags, stringFlag, untilSignal, Usag
 export const LOAD_USAGE = `weft bench load --target HOST:PORT [--protocol http1|http2|grpc|tcp] [--path /] [--authority HOST]
                [--connections 4] [--streams 1] [--payload BYTES] [--rate RPS] [--new-connection]
                [--duration 10s] [--warmup 2s] [--realtime] [--json] [--progress|--no-progress]
-               [--local-address IP] [--socks5 HOST:PORT]
+               [--local-address IP] [--socks5 HOST:PORT] [--retry-idempotent]
                without --rate: closed loop at the maximum rate; with it, open loop with latency from the
                scheduled start. --streams: concurrent streams per connection (http2, grpc).
                --realtime: re-runs itself under chrt -f (root), for fixed-rate latency
+               --retry-idempotent: a GET that fails before any answer byte on a reused connection is sent
+               once more on a new one, as HTTP clients do (counted as retried)
 weft bench load --protocol tcp --bulk --target HOST:PORT [--streams 1] [--duration 10s]   Gbit/s to a discard server
 weft bench hold --target HOST:PORT [--connections 10000] [--hold 10s]   opens idle connections, prints
                {"opened":N,"failed":F} when all are open, holds them, then closes them
@@ -69,6 +71,7 @@ const LOAD_FLAGS = {
   payload: { type: 'string' },
   rate: { type: 'string' },
   'new-connection': { type: 'boolean' },
+  'retry-idempotent': { type: 'boolean' },
   duration: { type: 'string' },
   warmup: { type: 'string' },
   realtime: { type: 'boolean' },
@@ -143,6 +146,7 @@ export async function benchLoad(argv: string[], defaultProtocol: ProtocolName = 
       warmupMs: durationMsFlag(f, 'warmup', 2000),
       rate: f.rate === undefined ? undefined : intFlag(f, 'rate', 1000, 10_000_000),
       connectionPerRequest: f['new-connection'] === true,
+      retryIdempotent: f['retry-idempotent'] === true,
       signal: abort.signal,
       ...(showProgress && {
         onProgress: (p) =>

@@ -1,17 +1,22 @@
-// `weft bench ca|compare|capture|observe|agree|load|tcp|hold|serve|kube-scale`
+// `weft bench ca|compare|capture|observe|chaos|agree|load|tcp|hold|serve|kube-scale`
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCaBench } from '../bench/ca-signing.js';
 import { runCompare } from '../bench/compare.js';
 import { renderCompareHtml } from '../bench/report/html.js';
 import { formatCompareMarkdown } from '../bench/report/markdown.js';
-import { durationMsFlag, parseFlags, UsageError } from './flags.js';
+import { durationMsFlag, parseFlags, stringFlag, UsageError } from './flags.js';
 import { benchHold, benchLoad, benchServe, intFlag, LOAD_USAGE } from './bench-load.js';
 import { AGREE_USAGE, benchAgree } from './bench-agree.js';
 import { formatCaptureCost, runCaptureCost } from '../bench/capture-cost.js';
 import { formatKubeScale, KUBE_SCALE_DEFAULTS, runKubeScale } from '../bench/kube-scale.js';
 import { runObserveCost } from '../bench/observe-cost.js';
 import { formatObserveCost } from '../bench/observe-cost/format.js';
+import { runChaos, type ChaosOptions } from '../bench/chaos.js';
+import type { ChaosMode } from '../bench/chaos/analysis.js';
+import { runChaosClient } from '../bench/chaos/client.js';
+import { formatChaos } from '../bench/chaos/format.js';
+import { parseHostPort } from '../core/address.js';
 
 export const BENCH_USAGE = `weft bench ca [--requests 2000] [--concurrency 8] [--warmup 200] [--json]   CA signing rate and latency
 weft bench compare [--duration 30s] [--warmup 5s] [--idle-connections 10000] [--quick] [--out DIR] [--json]
@@ -26,6 +31,22 @@ weft bench observe [--duration 10s] [--warmup 2s] [--rounds 2] [--readers 8] [--
                SIGUSR1), RSS, CPU; ratios to no readers and the pass/fail criteria; with --out writes
                DIR/observe-cost.json. Exit 1: the check failed (not measured as claimed); 2: a criterion
                failed
+weft bench chaos [--mode restart|kill|both] [--duration 60s] [--gap 5s] [--warmup 3s] [--rate 1000]
+               [--connections 64] [--new-rate 200] [--streams 50] [--out DIR] [--json]
+               the mesh's parts replaced under load (root; a weft lab with the demo and a waypoint): from the
+               client pod to echo-v2, keep-alive HTTP/1.1 at --rate (retrying as clients do), a new
+               connection per request at --new-rate, --streams long-lived echo connections and a 50 ms
+               probe, while node-1's agent, node-2's agent and the waypoint are restarted (restart) or
+               SIGKILLed (kill) one after another, spread over --duration, --gap apart at least; tcpdump on
+               the node uplinks and the waypoint pod looks for the run's marker (plaintext). Reports requests, failures,
+               retries, latency per event window, long-lived connections kept or closed, outages (kill);
+               with --out writes DIR/chaos-<mode>.json. Exit 1: the check failed (not measured as
+               claimed); 2: a target was missed
+weft bench chaos-client --http HOST:PORT --tcp HOST:PORT --marker TEXT [--rate 1000] [--connections 64]
+               [--new-rate 200] [--streams 50] [--stream-interval 100ms] [--probe-interval 50ms]
+               [--probe-timeout 500ms] [--warmup 3s] [--max-duration 10m]
+               what bench chaos runs in the client pod: prints {"started":…} once warm, then runs until
+               SIGINT/SIGTERM (or --max-duration) and prints {"result":…} with every request's timeline
 ${LOAD_USAGE}
 ${AGREE_USAGE}
 weft bench kube-scale [--pods 100000] [--services 10000] [--churn-seconds 60] [--rate 100]
@@ -45,6 +66,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (sub === 'agree') return benchAgree(rest);
   if (sub === 'capture') return benchCapture(rest);
   if (sub === 'observe') return benchObserve(rest);
+  if (sub === 'chaos') return benchChaos(rest);
+  if (sub === 'chaos-client') return benchChaosClient(rest);
   if (sub === 'kube-scale') return benchKubeScale(rest);
   if (sub !== 'ca') throw new UsageError(BENCH_USAGE);
   const f = parseFlags(rest, {
@@ -221,4 +244,126 @@ async function benchKubeScale(argv: string[]): Promise<number> {
   process.stderr.write(`report: ${join(outDir, 'kube-scale.json')}\n`);
   process.stdout.write(f.json === true ? `${JSON.stringify(report)}\n` : `${formatKubeScale(report)}\n`);
   return 0;
+}
+
+/** Writes to stdout and resolves once the write was handed to the OS. */
+function writeStdout(text: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    process.stdout.write(text, (err) => (err ? reject(err) : resolve())),
+  );
+}
+
+const CHAOS_MODES: Record<string, readonly ChaosMode[]> = {
+  restart: ['restart'],
+  kill: ['kill'],
+  both: ['restart', 'kill'],
+};
+
+async function benchChaos(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    mode: { type: 'string' },
+    duration: { type: 'string' },
+    gap: { type: 'string' },
+    warmup: { type: 'string' },
+    rate: { type: 'string' },
+    connections: { type: 'string' },
+    'new-rate': { type: 'string' },
+    streams: { type: 'string' },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const modeName = stringFlag(f, 'mode', 'restart');
+  const modes = CHAOS_MODES[modeName];
+  if (modes === undefined) throw new UsageError(`--mode: expected restart, kill or both, got ${modeName}`);
+  const options: ChaosOptions = {
+    modes,
+    durationMs: durationMsFlag(f, 'duration', 60_000),
+    gapMs: durationMsFlag(f, 'gap', 5000),
+    warmupMs: durationMsFlag(f, 'warmup', 3000),
+    keepAliveRate: intFlag(f, 'rate', 1000, 100_000),
+    keepAliveConnections: intFlag(f, 'connections', 64, 10_000),
+    newConnectionRate: intFlag(f, 'new-rate', 200, 10_000),
+    streams: intFlag(f, 'streams', 50, 10_000),
+    streamIntervalMs: 100,
+    probeIntervalMs: 50,
+    probeTimeoutMs: 500,
+    command: ['weft', 'bench', 'chaos', ...argv].join(' '),
+    out: (line) => process.stderr.write(`${line}\n`),
+  };
+  if (process.getuid?.() !== 0) throw new Error('weft bench chaos needs root (it builds a weft lab)');
+  const report = await runChaos(options);
+  if (typeof f.out === 'string') {
+    const outDir = resolve(f.out);
+    mkdirSync(outDir, { recursive: true });
+    for (const scenario of report.scenarios) {
+      const file = join(outDir, `chaos-${scenario.mode}.json`);
+      const { scenarios: _all, ...common } = report;
+      writeFileSync(file, `${JSON.stringify({ ...common, scenario }, null, 2)}\n`);
+      process.stderr.write(`report: ${file}\n`);
+    }
+  }
+  // Flushed before returning: the exit code below ends the process at once, and a pipe may still hold
+  // part of a large result.
+  await writeStdout(f.json === true ? `${JSON.stringify(report)}\n` : `${formatChaos(report)}\n`);
+  const unchecked = report.scenarios.filter((s) => !s.check.passed);
+  if (unchecked.length > 0) {
+    process.stderr.write(
+      `weft: CHAOS CHECK FAILED: the figures do not measure what they claim\n${unchecked
+        .flatMap((s) => s.check.problems.map((p) => `  ${s.mode}: ${p}\n`))
+        .join('')}`,
+    );
+    return 1;
+  }
+  const missed = report.scenarios.flatMap((s) => s.criteria.filter((c) => !c.passed).map((c) => ({ s, c })));
+  if (missed.length > 0) {
+    process.stderr.write(
+      `weft: bench chaos: ${missed.length} target(s) missed\n${missed.map(({ s, c }) => `  ${s.mode}: ${c.what} = ${c.value} (${c.bound})\n`).join('')}`,
+    );
+    return 2;
+  }
+  return 0;
+}
+
+async function benchChaosClient(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    http: { type: 'string' },
+    tcp: { type: 'string' },
+    marker: { type: 'string' },
+    rate: { type: 'string' },
+    connections: { type: 'string' },
+    'new-rate': { type: 'string' },
+    streams: { type: 'string' },
+    'stream-interval': { type: 'string' },
+    'probe-interval': { type: 'string' },
+    'probe-timeout': { type: 'string' },
+    warmup: { type: 'string' },
+    'max-duration': { type: 'string' },
+  });
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await runChaosClient({
+      http: parseHostPort(stringFlag(f, 'http'), '--http'),
+      tcp: parseHostPort(stringFlag(f, 'tcp'), '--tcp'),
+      marker: stringFlag(f, 'marker'),
+      keepAliveRate: intFlag(f, 'rate', 1000, 100_000),
+      keepAliveConnections: intFlag(f, 'connections', 64, 10_000),
+      newConnectionRate: intFlag(f, 'new-rate', 200, 10_000),
+      streams: intFlag(f, 'streams', 50, 10_000, 0),
+      streamIntervalMs: durationMsFlag(f, 'stream-interval', 100),
+      probeIntervalMs: durationMsFlag(f, 'probe-interval', 50),
+      probeTimeoutMs: durationMsFlag(f, 'probe-timeout', 500),
+      warmupMs: durationMsFlag(f, 'warmup', 3000),
+      maxDurationMs: durationMsFlag(f, 'max-duration', 600_000),
+      onStarted: (started) => void process.stdout.write(`${JSON.stringify({ started })}\n`),
+      signal: stop.signal,
+    });
+    await writeStdout(`${JSON.stringify({ result })}\n`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

@@ -32,7 +32,7 @@ export function formatLoadResult(r: LoadResult): string {
     `  ${name.padEnd(22)} ${[l.p50, l.p90, l.p99, l.p999, l.max, l.mean].map((v) => ms(v).padStart(9)).join('')}`;
   return [
     `${r.protocol}, ${setup}${depth}, ${mode}, ${r.seconds} s`,
-    `  requests ${r.requests}, achieved ${r.achievedRps} rps, errors ${r.errorCount}${errors ? ` (${errors})` : ''}`,
+    `  requests ${r.requests}, achieved ${r.achievedRps} rps, errors ${r.errorCount}${errors ? ` (${errors})` : ''}${(r.retried ?? 0) > 0 ? `, retried ${r.retried}` : ''}`,
     `  ${'latency ms'.padEnd(22)} ${['p50', 'p90', 'p99', 'p99.9', 'max', 'mean'].map((h) => h.padStart(9)).join('')}`,
     row(r.mode === 'fixed-rate' ? 'from schedule' : 'from send', r.latencyUs),
     ...(r.mode === 'fixed-rate'

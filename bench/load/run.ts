@@ -2,7 +2,10 @@
 // on schedule whether or not earlier ones returned; latency counts from the scheduled start, so a stall
 // is measured in full instead of hidden by coordinated omission) or closed loop (each connection keeps
 // `depth` requests in flight: the maximum rate). Optionally a new connection per request, to measure
-// connection setup. Only requests scheduled after the warm-up are recorded.
+// connection setup. Only requests scheduled after the warm-up are recorded. Optionally, as real HTTP
+// clients do, a request that failed retryably (see types.ts: an idempotent request on a reused
+// keep-alive connection closed before its answer began, an HTTP/2 stream refused) is sent once more on a
+// new connection of its own; its latency still counts from the first schedule.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runPacer } from './pacer.js';
@@ -30,8 +33,21 @@ export interface LoadOptions {
   readonly rate?: number | undefined;
   /** Every request on a connection of its own, opened for it and closed after. */
   readonly connectionPerRequest?: boolean;
+  /** Retry a retryably failed request once, on a new connection (counted in `retried`). */
+  readonly retryIdempotent?: boolean;
+  /** Told of every recorded request when it ends (after its retry, if any): for timelines. */
+  readonly onRequest?: (outcome: RequestOutcome) => void;
   readonly onProgress?: (progress: LoadProgress) => void;
   readonly signal?: AbortSignal;
+}
+
+/** One recorded request, on this process's performance.now() clock. */
+export interface RequestOutcome {
+  readonly scheduledMs: number;
+  readonly endMs: number;
+  readonly error: LoadErrorKind | undefined;
+  /** Whether it was sent a second time (its outcome is the second attempt's). */
+  readonly retried: boolean;
 }
 
 export interface LoadProgress {
@@ -57,6 +73,11 @@ export interface LoadResult {
   readonly achievedRps: number;
   readonly errors: Record<LoadErrorKind, number>;
   readonly errorCount: number;
+  /**
+   * With `retryIdempotent`: requests sent a second time (those whose retry failed are in `errors` too).
+   * Absent without it, so other runs' results are unchanged.
+   */
+  readonly retried?: number;
   /** Fixed rate: from the scheduled start. Closed loop: from the send. */
   readonly latencyUs: LatencySummaryUs;
   /** From the hand-over to the connection (without the generator's own lateness). */
@@ -127,25 +148,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   /** Connections of their own (a connection per request) still open: closed at the end with the slots. */
   const ownConnections = new Set<LoadConnection>();
   let finished = false;
+  let retried = 0;
 
-  /** Starts one request scheduled at `scheduledMs` on `slot` (or on a connection of its own). */
-  const issue = (
-    scheduledMs: number,
-    slot: Slot | undefined,
-    then?: (error?: LoadErrorKind) => void,
-  ): void => {
-    const sentMs = performance.now();
-    const recorded = recorder.inWindow(scheduledMs);
-    inFlight++;
-    if (recorded) inFlightRecorded++;
-    const done: RequestDone = (error) => {
-      inFlight--;
-      if (recorded) inFlightRecorded--;
-      if (finished) return;
-      recorder.done(scheduledMs, sentMs, performance.now(), error);
-      then?.(error);
-    };
-    if (slot !== undefined) return slot.request(done);
+  /** Sends one request on a connection opened for it, closed after. */
+  const onOwnConnection = (done: RequestDone): void => {
     protocol.connect().then(
       (conn) => {
         if (finished) {
@@ -161,6 +167,41 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       },
       () => done('connect'),
     );
+  };
+
+  /** Starts one request scheduled at `scheduledMs` on `slot` (or on a connection of its own). */
+  const issue = (
+    scheduledMs: number,
+    slot: Slot | undefined,
+    then?: (error?: LoadErrorKind) => void,
+  ): void => {
+    const sentMs = performance.now();
+    const recorded = recorder.inWindow(scheduledMs);
+    inFlight++;
+    if (recorded) inFlightRecorded++;
+    let again = false;
+    const done: RequestDone = (error, retryable) => {
+      if (
+        error !== undefined &&
+        retryable === true &&
+        options.retryIdempotent === true &&
+        !again &&
+        !finished
+      ) {
+        again = true;
+        if (recorded) retried++;
+        return onOwnConnection(done);
+      }
+      inFlight--;
+      if (recorded) inFlightRecorded--;
+      if (finished) return;
+      const endMs = performance.now();
+      recorder.done(scheduledMs, sentMs, endMs, error);
+      if (recorded) options.onRequest?.({ scheduledMs, endMs, error, retried: again });
+      then?.(error);
+    };
+    if (slot !== undefined) return slot.request(done);
+    onOwnConnection(done);
   };
 
   const t0 = performance.now();
@@ -226,6 +267,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     achievedRps: seconds > 0 ? Math.round(recorder.completed / seconds) : 0,
     errors: { ...recorder.errors },
     errorCount: recorder.errorCount,
+    // Only when retrying: without it a result is as it always was.
+    ...(options.retryIdempotent === true ? { retried } : {}),
     latencyUs: summarize(recorder.latency),
     serviceUs: summarize(recorder.service),
     sendLagUs: summarize(recorder.lag),

@@ -9,7 +9,13 @@ export type LoadErrorKind =
   | 'protocol' // an answer that does not parse or does not match the request
   | 'timeout'; // no answer before the run ended (after the drain)
 
-export type RequestDone = (error?: LoadErrorKind) => void;
+/**
+ * Called once per request. `retryable`: it failed before any byte of its answer, in a way a client may
+ * send it again on a new connection (RFC 9110 §9.2.2): an idempotent request on a reused HTTP/1.1
+ * connection that closed, or an HTTP/2 stream the server refused (REFUSED_STREAM, or above a GOAWAY's
+ * last stream). The runner retries it once when told to (`LoadOptions.retryIdempotent`).
+ */
+export type RequestDone = (error?: LoadErrorKind, retryable?: boolean) => void;
 
 export interface LoadConnection {
   /** Starts one request now, or queues it behind those in flight; `done` is called exactly once. */

@@ -1,5 +1,9 @@
 // HTTP/2 cleartext (h2c, prior knowledge), through Node's http2: one session per connection, up to
 // `streams` requests in flight on it; more wait in order for a free stream.
+//
+// A GET whose stream the server refused (REFUSED_STREAM, or left above a GOAWAY's last stream id, which
+// nghttp2 closes as refused) or that found the session already going away is reported retryable: it was
+// not processed (RFC 9113 §8.7).
 import http2 from 'node:http2';
 import type { LoadConnection, LoadErrorKind, LoadProtocol, RequestDone } from '../types.js';
 import { dial } from './dial.js';
@@ -11,6 +15,7 @@ export interface Http2Options extends HttpRequestOptions {
 }
 
 const {
+  NGHTTP2_REFUSED_STREAM,
   HTTP2_HEADER_METHOD,
   HTTP2_HEADER_PATH,
   HTTP2_HEADER_STATUS,
@@ -24,6 +29,8 @@ class Http2Connection implements LoadConnection {
   readonly #session: http2.ClientHttp2Session;
   readonly #headers: http2.OutgoingHttpHeaders;
   readonly #body: Buffer | null;
+  /** GET, which may be sent again. */
+  readonly #idempotent: boolean;
   readonly #queue: RequestDone[] = [];
   readonly #inFlight = new Set<RequestDone>();
   #usable = true;
@@ -32,6 +39,7 @@ class Http2Connection implements LoadConnection {
     this.depth = options.streams;
     this.#session = session;
     this.#body = body;
+    this.#idempotent = body === null;
     this.#headers = {
       [HTTP2_HEADER_METHOD]: body === null ? 'GET' : 'POST',
       [HTTP2_HEADER_PATH]: options.path,
@@ -50,7 +58,7 @@ class Http2Connection implements LoadConnection {
   }
 
   request(done: RequestDone): void {
-    if (!this.#usable) return done('reset');
+    if (!this.#usable) return done('reset', this.#idempotent);
     if (this.#inFlight.size >= this.depth) {
       this.#queue.push(done);
       return;
@@ -62,11 +70,11 @@ class Http2Connection implements LoadConnection {
     this.#inFlight.add(done);
     let status = 0;
     let finished = false;
-    const finish = (error?: LoadErrorKind): void => {
+    const finish = (error?: LoadErrorKind, retryable?: boolean): void => {
       if (finished) return;
       finished = true;
       this.#inFlight.delete(done);
-      done(error);
+      done(error, retryable);
       const next = this.#queue.shift();
       if (next !== undefined) this.request(next);
     };
@@ -74,8 +82,9 @@ class Http2Connection implements LoadConnection {
     try {
       stream = this.#session.request(this.#headers, { endStream: this.#body === null });
     } catch {
+      // Going away (GOAWAY received) or closed: this request was never sent.
       this.#usable = false;
-      return finish('reset');
+      return finish('reset', this.#idempotent);
     }
     let expectedBytes = -1;
     let bytes = 0;
@@ -91,11 +100,13 @@ class Http2Connection implements LoadConnection {
     // ends without its headers, by a reset, or short of its content-length was cut short (`reset`).
     const cutShort = (): boolean =>
       status === 0 || (stream.rstCode ?? 0) !== 0 || (expectedBytes >= 0 && bytes !== expectedBytes);
+    const refused = (): boolean =>
+      status === 0 && this.#idempotent && stream.rstCode === NGHTTP2_REFUSED_STREAM;
     stream.on('end', () =>
-      finish(cutShort() ? 'reset' : status >= 200 && status < 300 ? undefined : 'status'),
+      finish(cutShort() ? 'reset' : status >= 200 && status < 300 ? undefined : 'status', refused()),
     );
-    stream.on('error', () => finish('reset'));
-    stream.on('close', () => finish('reset'));
+    stream.on('error', () => finish('reset', refused()));
+    stream.on('close', () => finish('reset', refused()));
     if (this.#body !== null) stream.end(this.#body);
   }
 
@@ -106,7 +117,8 @@ class Http2Connection implements LoadConnection {
 
   #broken(): void {
     this.#usable = false;
-    for (const done of this.#queue.splice(0)) done('reset');
+    // Queued here, never sent.
+    for (const done of this.#queue.splice(0)) done('reset', this.#idempotent);
   }
 }
 

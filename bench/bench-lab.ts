@@ -141,7 +141,13 @@ export async function withBenchLab<T>(
   const lab = new BenchLab(top, abort.signal);
   let ok = false;
   try {
-    await lab.weft(['lab', 'up', '--dir', lab.dir], { ...process.env, WEFT_LAB_LOG_LEVEL: 'info' });
+    // Benches read the access logs: the agents log at WEFT_LAB_LOG_LEVEL, the pods (a waypoint) at the
+    // WEFT_LOG_LEVEL they inherit from the lab (npm test runs at error).
+    await lab.weft(['lab', 'up', '--dir', lab.dir], {
+      ...process.env,
+      WEFT_LAB_LOG_LEVEL: 'info',
+      WEFT_LOG_LEVEL: 'info',
+    });
     const run = await bench(lab);
     ok = run.ok;
     return run.result;

@@ -90,7 +90,8 @@ async function sameNode(
   const [accepted] = (await once(server, 'connection')) as [net.Socket];
   // As capture delivers it: the pod's own address as the peer.
   Object.defineProperty(accepted, 'remoteAddress', { value: '10.1.1.10' });
-  const closed = once(client, 'close');
+  // Refused connections are reset (ECONNRESET on the client): wait for the close, whatever came first.
+  const closed = new Promise((resolve) => client.once('close', resolve));
   outbound.handle(accepted, { ip: '10.1.1.11', port: 8080 });
   await closed;
   server.close();

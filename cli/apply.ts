@@ -2,7 +2,7 @@
 // running lab's manifest folder, or --config file:DIR).
 import { readFileSync } from 'node:fs';
 import { activeSource, applyManifests, labelNamespace, parseLabelChange } from '../lab/cluster/apply.js';
-import { labDirFlag } from './lab.js';
+import { labDirFlag } from './lab-dir.js';
 import { parseFlagsAndArgs, UsageError, type FlagSpec } from './flags.js';
 
 export const APPLY_USAGE = `weft apply -f FILE [-f FILE…] [--dir DIR | --config file:DIR]

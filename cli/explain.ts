@@ -9,7 +9,7 @@ import { explainFlow } from '../explain/explain.js';
 import type { ExplainDestination, ExplainHttp, ExplainQuery, ExplainSource } from '../explain/query.js';
 import { renderExplanation } from '../explain/render.js';
 import { activeSource } from '../lab/cluster/apply.js';
-import { labDirFlag } from './lab.js';
+import { labDirFlag } from './lab-dir.js';
 import { parseFlagsAndArgs, UsageError, type FlagSpec } from './flags.js';
 import { readFolderConfig, type CommandIo } from './waypoint.js';
 

@@ -1,6 +1,6 @@
 // `weft lab fault loss|blackhole|clear|list`: network faults between two nodes of a running lab
 // (lab/cluster/faults.ts does the nftables work).
-import { resolve } from 'node:path';
+import { labDirFlag } from './lab-dir.js';
 import {
   clearFaults,
   describeFault,
@@ -9,7 +9,6 @@ import {
   lossPercentProblem,
   type LinkFault,
 } from '../lab/cluster/faults.js';
-import { DEFAULT_LAB_DIR } from '../lab/cluster/plan.js';
 import { readLabState, type LabState } from '../lab/cluster/state.js';
 import { listFlag, parseFlags, stringFlag, UsageError, type FlagSpec } from './flags.js';
 
@@ -25,14 +24,6 @@ const BETWEEN_FLAG: FlagSpec = { between: { type: 'string' } };
 
 function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error('lab faults need root (nftables in the node namespaces)');
-}
-
-/**
- * `--dir`, else $WEFT_LAB_DIR, else .weft/lab, as labDirFlag of ./lab.ts: not imported, because lab.ts
- * imports this file, and in a cycle the module loaded second sees the other's constants uninitialised.
- */
-function labDirFlag(values: Record<string, unknown>): string {
-  return resolve(stringFlag(values, 'dir', process.env.WEFT_LAB_DIR || DEFAULT_LAB_DIR));
 }
 
 function labState(values: Record<string, unknown>): LabState {

@@ -8,7 +8,7 @@ import { sendControl, WAYPOINT_REQUEST_TIMEOUT_MS } from '../lab/cluster/control
 import type { WaypointPodRestart } from '../lab/cluster/controller.js';
 import { DEFAULT_WAYPOINT_NAME, waypointSpecProblem } from '../lab/cluster/waypoint.js';
 import { parseFlagsAndArgs, stringFlag, UsageError } from './flags.js';
-import { labDirFlag } from './lab.js';
+import { labDirFlag } from './lab-dir.js';
 
 export const LAB_RESTART_WAYPOINT_USAGE = `weft lab restart waypoint [--namespace default] [--name ${DEFAULT_WAYPOINT_NAME}] [--dir DIR]
                starts a new waypoint process beside the running one in its pod, waits until the new one is

@@ -11,6 +11,7 @@ import { formatLabStatus, labStatusJson } from '../lab/cluster/status.js';
 import { readLabState } from '../lab/cluster/state.js';
 import { AGENT_ACTIONS, sendControl } from '../lab/cluster/control-socket.js';
 import { labFaultCommand, LAB_FAULT_USAGE } from './lab-fault.js';
+import { labDirFlag } from './lab-dir.js';
 import { LAB_RESTART_WAYPOINT_USAGE, labRestartWaypoint } from './lab-restart-waypoint.js';
 import { newLabId } from '../lab/cluster/names.js';
 import {
@@ -45,10 +46,7 @@ weft lab workload tcp-echo [--port 9000] [--host 0.0.0.0]
 
 const DIR_FLAG: FlagSpec = { dir: { type: 'string' } };
 
-/** `--dir`, else $WEFT_LAB_DIR, else .weft/lab: the same lab for every command run from one place. */
-export function labDirFlag(values: Record<string, unknown>): string {
-  return resolve(stringFlag(values, 'dir', process.env.WEFT_LAB_DIR || DEFAULT_LAB_DIR));
-}
+export { labDirFlag };
 
 function labOptions(f: Record<string, unknown>): LabOptions {
   const nodesText = stringFlag(f, 'nodes', String(DEFAULT_NODES));

@@ -21,7 +21,7 @@ import {
 } from '../observe/kubernetes-targets.js';
 import { kubernetesCredentialsOf } from '../core/sources/index.js';
 import { countFlag, durationMsFlag, parseFlagsAndArgs, UsageError, type FlagSpec } from './flags.js';
-import { labDirFlag } from './lab.js';
+import { labDirFlag } from './lab-dir.js';
 
 export const OBSERVE_USAGE = `weft observe [-f|--follow] [--last 20] [-o text|json] [--duration 10s] ${'[FILTERS] [SOURCE]'}
                the flows of every agent and waypoint: the recent ones, or (-f) live until Ctrl-C or --duration

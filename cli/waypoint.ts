@@ -72,7 +72,7 @@ import {
   WAYPOINT_FOR_VALUES,
   type WaypointSpec,
 } from '../lab/cluster/waypoint.js';
-import { labDirFlag } from './lab.js';
+import { labDirFlag } from './lab-dir.js';
 import {
   CA_CLIENT_FLAGS,
   caClientFlags,

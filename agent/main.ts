@@ -1,7 +1,7 @@
 // Wiring of the node agent: config store and source, certificates for this node's pods, the HBONE
 // server, the outbound proxy and its entry points, policy re-checks on config change, and the HTTP
 // endpoints. Decides nothing; returns a handle with the bound addresses, which tests use too.
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
@@ -281,14 +281,20 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       ? Promise.resolve(listenWhenFree(server, addr, log))
       : listenHttp(server, addr);
   const fixedServers: Server[] = [];
+  // Closing a Unix socket server removes its path: after a handover that path is the successor's.
+  let unixAdminSocket: { server: Server; path: string; ino: number } | undefined;
   const admin = createAdminServer(adminInputs);
   servers.push(admin);
   fixedServers.push(admin);
   const adminAddress = await listenFixed(admin, options.adminListen);
   if (options.adminSocket !== undefined) {
     const unixAdmin = createAdminServer(adminInputs);
-    servers.push(unixAdmin);
     await listenHttpUnix(unixAdmin, options.adminSocket);
+    unixAdminSocket = {
+      server: unixAdmin,
+      path: options.adminSocket,
+      ino: lstatSync(options.adminSocket).ino,
+    };
   }
   let metricsAddress: HostPort | null = null;
   if (options.metricsListen) {
@@ -433,6 +439,11 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       for (const s of servers) {
         s.close();
         s.closeAllConnections();
+      }
+      if (unixAdminSocket) {
+        const { server, path, ino } = unixAdminSocket;
+        server.closeAllConnections();
+        if (lstatSync(path, { throwIfNoEntry: false })?.ino === ino) server.close();
       }
     },
   };

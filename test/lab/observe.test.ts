@@ -188,7 +188,9 @@ spec: { serviceAccountName: trusted, nodeName: node-1, containers: [{ name: main
     // --- L4: a DENY policy at echo's agent -----------------------------------------------------------
     const denied = new Follower(['--verdict', 'DENIED', ...env]);
     followers.push(denied);
-    await sleep(500);
+    // Its start (Node, modules, finding the targets) before the denial: 500 ms was a race on a loaded
+    // machine (the follow then began after the event). The latency checked below starts at the refusal.
+    await sleep(3000);
     const denyClient = (port: number) => `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: deny-client, namespace: default }

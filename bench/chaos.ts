@@ -14,7 +14,8 @@
 // path and stream line) in every packet between the nodes: none may hold it, or an enrolled pod's bytes
 // left it in plaintext. A control string sent in plaintext between the nodes on purpose, and the count of
 // packets on :15008, show the capture saw payloads and the load.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { describeCommit } from './commit.js';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -101,17 +102,6 @@ export interface ChaosOptions {
   readonly probeTimeoutMs: number;
   readonly command: string;
   readonly out: (line: string) => void;
-}
-
-function describeCommit(): string {
-  try {
-    return execFileSync('git', ['describe', '--always', '--dirty'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 function ms(value: number): string {

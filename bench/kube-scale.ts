@@ -13,7 +13,7 @@
 // Memory is read after forced GCs (the consumers run with --expose-gc): live bytes, not garbage.
 // Latency is the writer's clock, put in a label of each written object, against the consumer's when the
 // batch holding it is applied (both processes read one machine clock).
-import { execFileSync } from 'node:child_process';
+import { describeCommit } from './commit.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -249,17 +249,6 @@ export function slope(xs: readonly number[], ys: readonly number[]): number {
     den += dx * dx;
   }
   return den === 0 ? 0 : num / den;
-}
-
-function describeCommit(): string {
-  try {
-    return execFileSync('git', ['describe', '--always', '--dirty'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 type ApiChild = BenchChild<ApiCommand>;

@@ -14,7 +14,7 @@
 // request; what the readers received and were told they lost; the machine's other CPU. Every run
 // must be in both agents' access logs (the load went through the mesh) and every reader must stay
 // connected, or the bench fails: the figures would not measure what they claim.
-import { execFileSync } from 'node:child_process';
+import { describeCommit } from './commit.js';
 import { readdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -98,17 +98,6 @@ function windowArgs(durationS: number, warmupS: number): string[] {
 
 function loadArgs(server: string, o: ObserveCostOptions): string[] {
   return [...loadCommand(server), ...windowArgs(o.durationS, o.warmupS)];
-}
-
-function describeCommit(): string {
-  try {
-    return execFileSync('git', ['describe', '--always', '--dirty'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 /** What one bench needs to run a mode: the lab, the route, the agents. */

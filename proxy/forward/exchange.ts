@@ -34,11 +34,18 @@ export class AttemptError extends Error {
   constructor(
     readonly failure: AttemptFailure,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; unprocessed?: boolean },
   ) {
     super(message, options);
+    this.unprocessed = options?.unprocessed === true;
   }
+
+  /** The backend certainly did not act on the request (RFC 9113 §8.7): it may be sent again, any method. */
+  readonly unprocessed: boolean;
 }
+
+/** Node's errors for a stream asked of an HTTP/2 session that is closing or got GOAWAY: never sent. */
+const H2_NOT_SENT = new Set(['ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION']);
 
 function classify(err: unknown, signal: AbortSignal): AttemptError {
   if (err instanceof AttemptError) return err;
@@ -46,6 +53,8 @@ function classify(err: unknown, signal: AbortSignal): AttemptError {
   // The connector's failures (no tunnel, refused CONNECT, no certificate) are connection failures.
   if (err instanceof WeftError) return new AttemptError('connect', err.message, { cause: err });
   const code = (err as { code?: string }).code;
+  if (code !== undefined && H2_NOT_SENT.has(code))
+    return new AttemptError('reset', errorMessage(err), { cause: err, unprocessed: true });
   if (code === 'ECONNREFUSED' || code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT')
     return new AttemptError('connect', errorMessage(err), { cause: err });
   return new AttemptError('reset', errorMessage(err), { cause: err });
@@ -123,9 +132,20 @@ async function exchangeH2(
   }
   const headers = await new Promise<H2Headers>((resolve, reject) => {
     stream.once('response', resolve);
-    stream.once('error', reject);
+    // A refused stream errors (before 'close') with its code already recorded.
+    stream.once('error', (err) =>
+      reject(
+        stream.rstCode === h2c.NGHTTP2_REFUSED_STREAM
+          ? new AttemptError('reset', errorMessage(err), { cause: err, unprocessed: true })
+          : err,
+      ),
+    );
     stream.once('close', () =>
-      reject(new AttemptError('reset', `stream closed before a response (code ${stream.rstCode ?? 0})`)),
+      reject(
+        new AttemptError('reset', `stream closed before a response (code ${stream.rstCode ?? 0})`, {
+          unprocessed: stream.rstCode === h2c.NGHTTP2_REFUSED_STREAM,
+        }),
+      ),
     );
   });
   const status = Number(headers[':status']);

@@ -51,6 +51,8 @@ export type DownstreamResponse = ServerResponse | Http2ServerResponse;
 export const MAX_REPLAY_BODY_BYTES = 1024 * 1024;
 /** Envoy's cap on retry back-off: ten times the base interval. */
 const MAX_BACKOFF_FACTOR = 10;
+/** RFC 9110 §9.2.2: methods a client may send again after a connection failed under them. */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** One of Envoy's response flags, or '-' for none. */
 export type ResponseFlag = HttpResponseFlag | typeof NO_RESPONSE_FLAGS;
@@ -514,14 +516,22 @@ export class RequestHandler {
           }, requestTimeoutMs);
     const onClientGone = (): void => overall.abort();
     res.once('close', onClientGone);
-    const maxTries = 1 + (retry?.attempts ?? 0);
+    // Besides the route's retries, one resend of a request the upstream connection dropped before any
+    // answer: an HTTP/2 stream the backend refused or a session it was leaving never reached it (any
+    // method), and an idempotent request with a body we still hold may be sent again (RFC 9110 §9.2.2, as
+    // Go's net/http, browsers and undici do). A keep-alive connection ended by a backend or agent that
+    // was shutting down races the request sent on it; this keeps that race from failing requests.
+    const idempotent =
+      IDEMPOTENT_METHODS.has(request.method) && (request.body === null || Buffer.isBuffer(request.body));
+    let maxTries = 1 + (retry?.attempts ?? 0);
+    let resent = false;
     let lastFailure: AttemptError | undefined;
     let handedOver = false;
     const tried = new Set<Endpoint>();
     ex.upstreamStart = performance.now();
     try {
       for (let attempt = 0; attempt < maxTries; attempt++) {
-        if (attempt > 0) {
+        if (attempt > 0 && !(resent && attempt === maxTries - 1)) {
           const wait = Math.min(retry!.backoffMs * 2 ** (attempt - 1), retry!.backoffMs * MAX_BACKOFF_FACTOR);
           await sleep(wait, overall.signal);
           if (overall.signal.aborted) break;
@@ -583,6 +593,21 @@ export class RequestHandler {
           lastFailure = tryExpired ? new AttemptError('aborted', 'per-try timeout') : failure;
           if (overall.signal.aborted) break;
           const canRetry = retry !== undefined && (tryExpired || failure.failure !== 'aborted');
+          const retriesLeft = canRetry && attempt + 1 < maxTries;
+          if (
+            !retriesLeft &&
+            !resent &&
+            !tryExpired &&
+            (failure.unprocessed || (failure.failure === 'reset' && idempotent))
+          ) {
+            resent = true;
+            maxTries = attempt + 2;
+            this.#in.log.debug(
+              { request_id: ex.requestId, upstream: `${ep.ip}:${ep.port}`, error: failure.message },
+              'upstream connection dropped the request before answering; sending it again',
+            );
+            continue;
+          }
           if (!canRetry) break;
         }
       }

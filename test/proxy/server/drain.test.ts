@@ -6,26 +6,14 @@
 // `connection: close`, HTTP/2 sessions get GOAWAY, readiness answers 503, and only the TCP tunnel is left
 // for the deadline to reset. Needs the native addon (skips without it, saying why).
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
-import { pino } from 'pino';
-import { HboneClientPool, type PoolKey } from '../../../core/hbone/client-pool.js';
 import { addonUnavailable } from '../../../ebpf-redirect/native.js';
-import { startWaypoint } from '../../../proxy/main.js';
-import type { WaypointHandle } from '../../../proxy/options.js';
 import type { DrainReport } from '../../../proxy/server/drain.js';
-import { TunnelSocket } from '../../../proxy/tunnel/tunnel-socket.js';
-import { issueServerCertificate } from '../../helpers/hbone-test-server.js';
-import { LocalCaClient } from '../../helpers/local-ca-client.js';
+import { ECHO_VIP as VIP, waypointFixture } from '../../helpers/in-process-waypoint.js';
 
-const WAYPOINT_ID = 'spiffe://cluster.local/ns/drain/sa/waypoint';
-const CLIENT_ID = 'spiffe://cluster.local/ns/drain/sa/client';
-const VIP = '10.96.8.8';
 const PORTS = { http: 80, h2: 82, tcp: 83 } as const;
 const REQUEST_EVERY_MS = 20;
 const HTTP1_LOOPS = 4;
@@ -38,50 +26,6 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 // (as the deadline here does; `weft waypoint run` ends with process.exit for the same reason). Once tap
 // has written its results, exit at once.
 process.once('exit', (code) => process.exit(code));
-
-function manifests(h1: number, h2: number, tcp: number): string {
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'List',
-    items: [
-      {
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: { name: 'drain', labels: { 'istio.io/use-waypoint': 'waypoint' } },
-      },
-      {
-        apiVersion: 'gateway.networking.k8s.io/v1',
-        kind: 'Gateway',
-        metadata: { name: 'waypoint', namespace: 'drain' },
-        spec: {
-          gatewayClassName: 'istio-waypoint',
-          listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }],
-        },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name: 'echo', namespace: 'drain' },
-        spec: {
-          clusterIP: VIP,
-          selector: { app: 'echo' },
-          ports: [
-            { name: 'http', port: PORTS.http, targetPort: h1 },
-            { name: 'http2', port: PORTS.h2, targetPort: h2 },
-            { name: 'tcp', port: PORTS.tcp, targetPort: tcp },
-          ],
-        },
-      },
-      {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'echo-0', namespace: 'drain', uid: 'uid-echo-0', labels: { app: 'echo' } },
-        spec: { serviceAccountName: 'echo', nodeName: 'node-1', containers: [{ name: 'echo' }] },
-        status: { phase: 'Running', podIP: '127.0.0.1' },
-      },
-    ],
-  });
-}
 
 /** Backends answer `ok` after `x-delay` ms (HTTP/1 and HTTP/2); the TCP one echoes. */
 async function startBackends(): Promise<{ h1: number; h2: number; tcp: number; close(): void }> {
@@ -148,74 +92,22 @@ t.test(
   async (t) => {
     const backends = await startBackends();
     t.teardown(() => backends.close());
-    const dir = mkdtempSync(join(tmpdir(), 'weft-drain-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    writeFileSync(join(dir, 'world.json'), manifests(backends.h1, backends.h2, backends.tcp));
-    const ca = await LocalCaClient.create();
-    const start = (hbonePort: number): Promise<WaypointHandle> =>
-      startWaypoint({
-        name: 'waypoint',
-        namespace: 'drain',
-        serviceAccount: 'waypoint',
-        nodeName: 'node-1',
-        trustDomain: 'cluster.local',
-        configSource: `file:${dir}`,
-        ca: {
-          address: { host: '127.0.0.1', port: 1 },
-          rootCertFile: '/nonexistent',
-          tokenFile: '/nonexistent',
-        },
-        caClient: ca,
-        certTtlSeconds: 3600,
-        hboneListen: { host: '127.0.0.1', port: hbonePort },
-        adminListen: null,
-        metricsListen: null,
-        readinessListen: { host: '127.0.0.1', port: 0 },
-        otlpEndpoint: undefined,
-        drain: { deadlineMs: DEADLINE_MS, idleMs: 500, sweepMs: 20 },
-      });
-    const old = await start(0);
-    const started: WaypointHandle[] = [old];
-    t.teardown(async () => {
-      for (const w of started) await w.close();
-    });
+    const waypoints = await waypointFixture([
+      { name: 'http', port: PORTS.http, targetPort: backends.h1 },
+      { name: 'http2', port: PORTS.h2, targetPort: backends.h2 },
+      { name: 'tcp', port: PORTS.tcp, targetPort: backends.tcp },
+    ]);
+    t.teardown(() => waypoints.close());
+    const drain = { deadlineMs: DEADLINE_MS, idleMs: 500, sweepMs: 20 };
+    const old = await waypoints.start(0, drain);
     const port = old.hboneAddress.port;
-
-    const clientCert = await issueServerCertificate(ca.authority, CLIENT_ID);
-    const pool = new HboneClientPool(pino({ level: 'silent' }));
-    t.teardown(() => pool.close());
-    const key: PoolKey = {
-      srcIdentity: CLIENT_ID,
-      dstIdentity: WAYPOINT_ID,
-      dstIp: '127.0.0.1',
-      dstPort: port,
-    };
-    const tunnel = async (servicePort: number): Promise<TunnelSocket> =>
-      new TunnelSocket(await pool.connect(key, clientCert, `${VIP}:${servicePort}`, {}));
+    const tunnel = (servicePort: number) => waypoints.tunnel(port, servicePort);
 
     let running = true;
     const tally: Tally = { ok: 0, failed: [], closeAnswers: 0, opened: 0 };
 
     // HTTP/1.1 keep-alive: one connection per agent (maxSockets 1), each a tunnel through the pool.
-    const tunnelAgent = (): http.Agent => {
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-      (agent as unknown as { createConnection: unknown }).createConnection = (
-        _options: unknown,
-        callback: (err: Error | null, socket?: TunnelSocket) => void,
-      ): undefined => {
-        tally.opened++;
-        tunnel(PORTS.http).then(
-          (s) => {
-            // As a TCP socket without allowHalfOpen: the server's FIN closes it (and the agent's pool).
-            s.once('end', () => s.end());
-            callback(null, s);
-          },
-          (err: Error) => callback(err),
-        );
-        return undefined;
-      };
-      return agent;
-    };
+    const tunnelAgent = (): http.Agent => waypoints.http1Agent(port, PORTS.http, () => tally.opened++);
     const get = (agent: http.Agent, path: string, delay = 0): Promise<void> =>
       new Promise<void>((resolve) => {
         const req = http.request(
@@ -305,8 +197,7 @@ t.test(
       ...Array.from({ length: HTTP2_LOOPS }, (_, i) => http2Loop(i)),
     ];
     await sleep(500);
-    const successor = await start(port);
-    started.push(successor);
+    const successor = await waypoints.start(port, drain);
     await sleep(300);
     const before = tally.ok;
     const draining = old.drain('test');

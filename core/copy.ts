@@ -1,6 +1,6 @@
 // The byte pump between the two ends of a proxied connection (the agent's application socket and tunnel
-// stream; the waypoint's tunnel and upstream): two pipes, FIN carried both ways, back-pressure by
-// pipe(), and one `done` callback when both directions are over. No per-chunk work here: the agent
+// stream; the waypoint's tunnel and upstream): two pipes, FIN carried both ways (and a stream reset as
+// a socket reset), back-pressure by pipe(), and one `done` callback when both directions are over. No per-chunk work here: the agent
 // counts bytes on its sockets (bytesRead/bytesWritten) at close.
 //
 // A reset or broken pipe on an established connection is a normal ending; the callback gets the
@@ -43,8 +43,22 @@ class Pump {
     b.once('close', this.onCloseB);
     a.on('error', this.onError);
     b.on('error', this.onError);
-    a.pipe(b);
-    b.pipe(a);
+    // An HTTP/2 stream's readable side also ends when the peer resets the stream (Node pushes the end
+    // after RST_STREAM): its end is passed on by `#streamEnded`, which tells the two apart.
+    const aIsStream = isHttp2Stream(a);
+    const bIsStream = isHttp2Stream(b);
+    a.pipe(b, { end: !aIsStream });
+    b.pipe(a, { end: !bIsStream });
+    if (aIsStream) a.once('end', () => this.#streamEnded(a, b));
+    if (bIsStream) b.once('end', () => this.#streamEnded(b, a));
+  }
+
+  /** The peer ended the stream: END_STREAM is a FIN for the other side, RST_STREAM a reset. */
+  #streamEnded(stream: Http2Stream, other: Duplex): void {
+    if (stream.rstCode !== undefined && stream.rstCode !== h2constants.NGHTTP2_NO_ERROR) {
+      abort(other);
+      this.#armGrace();
+    } else other.end();
   }
 
   onError(err: Error): void {

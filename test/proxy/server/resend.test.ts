@@ -7,11 +7,24 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import t from 'tap';
 import { waypointFixture } from '../../helpers/in-process-waypoint.js';
 
 const PORTS = { http: 80, h2: 82 } as const;
+
+interface Backend {
+  readonly port: number;
+  /** `METHOD path` of every request or stream the backend saw, in order. */
+  readonly seen: string[];
+  close(): void;
+}
+
+async function onLoopback(server: Server, seen: string[], close: () => void): Promise<Backend> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as AddressInfo).port, seen, close };
+}
 
 interface Answer {
   status: number;
@@ -19,7 +32,7 @@ interface Answer {
 }
 
 /** HTTP/1 backend: answers the first request on each connection; any later one is dropped unanswered. */
-async function droppingBackend(): Promise<{ port: number; seen: string[]; close(): void }> {
+async function droppingBackend(): Promise<Backend> {
   const seen: string[] = [];
   const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     seen.push(`${req.method} ${req.url}`);
@@ -32,20 +45,14 @@ async function droppingBackend(): Promise<{ port: number; seen: string[]; close(
     req.resume();
     req.on('end', () => res.end(`ok ${req.url}`));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close() {
-      server.closeAllConnections();
-      server.close();
-    },
-  };
+  return onLoopback(server, seen, () => {
+    server.closeAllConnections();
+    server.close();
+  });
 }
 
 /** HTTP/2 backend: refuses the first stream of each session (REFUSED_STREAM), answers the rest. */
-async function refusingBackend(): Promise<{ port: number; seen: string[]; close(): void }> {
+async function refusingBackend(): Promise<Backend> {
   const seen: string[] = [];
   const server = http2.createServer();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -67,16 +74,10 @@ async function refusingBackend(): Promise<{ port: number; seen: string[]; close(
       stream.end(`ok ${String(headers[':path'])}`);
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close() {
-      for (const s of sessions) s.destroy();
-      server.close();
-    },
-  };
+  return onLoopback(server, seen, () => {
+    for (const s of sessions) s.destroy();
+    server.close();
+  });
 }
 
 function send(agent: http.Agent, port: number, method: string, path: string, body?: string): Promise<Answer> {

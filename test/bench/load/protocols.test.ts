@@ -169,7 +169,14 @@ for (const c of cases) {
     t.same(closed.errors, zeroErrors(), 'closed loop: no errors');
     t.ok(closed.requests > 0, `closed loop: ${closed.requests} requests`);
     const after = await peer.statsWhen((s) => s.open === 0);
-    if (c.name === 'grpc') t.equal(after.maxPerPeer, 1, 'closed loop: one connection per call');
+    // gRPC peers are known by address: a client port the kernel hands out again (the server closed
+    // first, so the port is free at once) shows two connections as one peer, in about 1 run in 5 at
+    // this many calls. Nearly as many peers as calls still tells a connection per call from reuse.
+    if (c.name === 'grpc')
+      t.ok(
+        after.peerCount >= after.requests * 0.9 && after.maxPerPeer <= 2,
+        `closed loop: one connection per call (${after.peerCount} peers for ${after.requests} calls, at most ${after.maxPerPeer} per peer)`,
+      );
     else {
       t.equal(after.connections, after.requests, 'closed loop: one connection per request');
       t.equal(after.maxPerConnection, 1);

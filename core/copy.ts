@@ -51,6 +51,14 @@ class Pump {
     b.pipe(a, { end: !bIsStream });
     if (aIsStream) a.once('end', () => this.#streamEnded(a, b));
     if (bIsStream) b.once('end', () => this.#streamEnded(b, a));
+    // A side can be over before the pump starts, its 'close' already emitted: a tunnel answered 200 and
+    // reset in one read closes its stream on the next tick, before the code awaiting the answer runs. Such
+    // a side would otherwise never be seen to close, and the other side would hang open, unread.
+    if (a.destroyed || b.destroyed)
+      process.nextTick(() => {
+        if (a.destroyed) this.onCloseA();
+        if (b.destroyed) this.onCloseB();
+      });
   }
 
   /** The peer ended the stream: END_STREAM is a FIN for the other side, RST_STREAM a reset. */

@@ -34,7 +34,7 @@ weft lab status [--dir DIR] [--json]
 weft lab exec [--dir DIR] NAMESPACE/POD|NODE -- CMD [ARG…]   runs CMD in that pod's (or node's) network namespace
 weft lab agent stop|start|restart|kill NODE [--dir DIR]   stops (and holds down), starts, restarts or kills
                (SIGKILL) a node's agent; restart replaces it without a gap (the new one takes over steering,
-               the old one drains); an agent that ends on its own is restarted after 1 s, doubling to 30 s
+               the old one drains); an agent that ends on its own is restarted at once, then after 1 s doubling to 30 s
 weft lab restart agent --node NODE [--dir DIR]   the same as weft lab agent restart NODE
 ${LAB_RESTART_WAYPOINT_USAGE}
 ${LAB_FAULT_USAGE}

@@ -117,6 +117,11 @@ export class AgentSupervisor {
     );
     child.once('exit', (code, signal) => this.#onExit(child, code, signal));
     if (child.pid !== undefined) {
+      // When it began: what its start-up time (to its own "agent ready") is measured from.
+      appendFileSync(
+        this.#node.agentLog,
+        `--- weft lab: ${new Date(this.#startedAt).toISOString()} agent started (pid ${child.pid})\n`,
+      );
       this.#record = recordProcess(`agent-${this.node}`, child.pid, this.#node.netns);
       this.#state.process(this.#record, null);
     }

@@ -7,8 +7,9 @@
 //
 // - restart mode: `weft lab restart agent --node N`, `weft lab restart waypoint` (a new process beside
 //   the old, which drains): the target is no failed request;
-// - kill mode: `weft lab agent kill N` (SIGKILL; the lab starts a new agent after 1 s) and SIGKILL to the
-//   waypoint pod's process (the lab restarts it after 1 s): the outage each causes, from the probes.
+// - kill mode: `weft lab agent kill N` (SIGKILL; the lab starts a new agent at once) and SIGKILL to the
+//   waypoint pod's process (the lab restarts it at once): the outage each causes, from the probes, and
+//   how long the new process took from its start to ready and to serving.
 //
 // In both, tcpdump on both node uplinks for the whole run looks for the run's marker (in every request
 // path and stream line) in every packet between the nodes: none may hold it, or an enrolled pod's bytes
@@ -34,6 +35,7 @@ import {
   failedRequests,
   outages,
   perSecond,
+  processStartFromLog,
   summarizeStreams,
   windowFigures,
   type ChaosEvent,
@@ -362,7 +364,7 @@ class ChaosBench {
         await lab.weft(['lab', 'agent', 'kill', target, '--dir', lab.dir]);
       } else {
         // `weft lab` has no command to kill a pod: SIGKILL its process, as a crash would; the lab
-        // restarts an exited pod command after 1 s.
+        // restarts an exited pod command at once.
         const record = this.pod(WAYPOINT_POD).process;
         action = `SIGKILL to the ${WAYPOINT_POD} pod's process`;
         if (record === null || !isRunning(record)) throw new Error(`${WAYPOINT_POD} has no running process`);
@@ -382,6 +384,15 @@ class ChaosBench {
         problem = (err as Error).message;
       }
     }
+    const pidAfter = pidNow();
+    const newProcess =
+      replacedAtMs === undefined || pidAfter === null
+        ? undefined
+        : processStartFromLog(
+            readFileSync(kind === 'agent' ? this.agentLog(target) : this.waypointLog(), 'utf8'),
+            pidAfter,
+            kind === 'agent' ? 'agent ready' : 'waypoint ready',
+          );
     return {
       mode,
       target: name,
@@ -390,8 +401,9 @@ class ChaosBench {
       startedAtMs,
       endedAtMs,
       ...(replacedAtMs === undefined ? {} : { replacedAtMs }),
+      ...(newProcess === undefined ? {} : { newProcess }),
       pidBefore,
-      pidAfter: pidNow(),
+      pidAfter,
       ...(problem === undefined ? {} : { problem }),
     };
   }

@@ -29,6 +29,8 @@ export interface ChaosEvent {
   readonly endedAtMs: number;
   /** Kill mode: epoch ms when the lab reported a new process ready. */
   readonly replacedAtMs?: number;
+  /** Kill mode: the new process's start as its log shows it (see processStartFromLog). */
+  readonly newProcess?: ProcessStart;
   readonly pidBefore: number | null;
   readonly pidAfter: number | null;
   /** Why it was not done, or failed. */
@@ -86,6 +88,9 @@ export interface Outage {
   readonly recoveredAtMs: number | null;
   /** From the kill to the first success through that node again; null when it never came back. */
   readonly outageMs: number | null;
+  /** From the new process's start (the lab's mark) to its own ready line, and to the first success. */
+  readonly startToReadyMs: number | null;
+  readonly startToServingMs: number | null;
 }
 
 export type StreamCloseCause =
@@ -259,6 +264,7 @@ export function outages(run: RunTimelines, events: readonly ChaosEvent[]): Outag
         firstFailureAtMs: null,
         recoveredAtMs: null,
         outageMs: 0,
+        ...startFigures(e, null),
       };
     // The first success followed by RECOVERED_RUN - 1 more (or by successes to the end of the range).
     let back = -1;
@@ -278,8 +284,21 @@ export function outages(run: RunTimelines, events: readonly ChaosEvent[]): Outag
       firstFailureAtMs: Math.round(run.originAtMs + probes.t[inRange[first]!]!),
       recoveredAtMs,
       outageMs: recoveredAtMs === null ? null : Math.max(0, recoveredAtMs - killedAtMs),
+      ...startFigures(e, recoveredAtMs),
     };
   });
+}
+
+function startFigures(
+  e: ChaosEvent,
+  recoveredAtMs: number | null,
+): Pick<Outage, 'startToReadyMs' | 'startToServingMs'> {
+  const started = e.newProcess?.startedAtMs ?? null;
+  const ready = e.newProcess?.readyAtMs ?? null;
+  return {
+    startToReadyMs: started === null || ready === null ? null : ready - started,
+    startToServingMs: started === null || recoveredAtMs === null ? null : recoveredAtMs - started,
+  };
 }
 
 /** Why a long-lived connection closed at `at`: a logged drain's deadline, a drain, an event, or none. */
@@ -437,4 +456,43 @@ export function drainsFromLog(text: string, target: string, sinceMs: number): Lo
   for (const [pid, startedAtMs] of started)
     drains.push({ target, pid, startedAtMs, finishedAtMs: null, report: null });
   return drains.sort((a, b) => a.startedAtMs - b.startedAtMs);
+}
+
+/** When a process began (the lab's mark before its first line) and when it logged itself ready. */
+export interface ProcessStart {
+  readonly startedAtMs: number | null;
+  readonly readyAtMs: number | null;
+}
+
+/** The lab's mark of a start: `--- weft lab: <time> agent started (pid N)` or `… starting [argv]`. */
+const START_MARK = /^--- weft lab: (\S+) (?:agent started|starting)\b/;
+
+/**
+ * The start of process `pid` as its log shows it: the last start mark the lab wrote before the process's
+ * first line, and its first line whose `msg` is `readyMsg`. The time from one to the other is the
+ * process's own start-up (runtime, modules, config, certificates, listeners), apart from any delay
+ * before the lab started it.
+ */
+export function processStartFromLog(text: string, pid: number, readyMsg: string): ProcessStart {
+  let lastMark: number | null = null;
+  let startedAtMs: number | null = null;
+  const pidField = `"pid":${pid},`;
+  for (const line of text.split('\n')) {
+    const mark = START_MARK.exec(line);
+    if (mark) {
+      lastMark = Date.parse(mark[1]!);
+      continue;
+    }
+    if (!line.includes(pidField)) continue;
+    startedAtMs ??= lastMark;
+    let rec: { msg?: unknown; time?: unknown };
+    try {
+      rec = JSON.parse(line) as { msg?: unknown; time?: unknown };
+    } catch {
+      continue;
+    }
+    if (rec.msg === readyMsg && typeof rec.time === 'string')
+      return { startedAtMs, readyAtMs: Date.parse(rec.time) };
+  }
+  return { startedAtMs, readyAtMs: null };
 }

@@ -64,7 +64,8 @@ export function formatScenario(s: ChaosScenarioResult): string {
     for (const o of s.outages)
       lines.push(
         `- ${o.target}: ${o.outageMs === null ? 'DID NOT RECOVER before the next event' : `${o.outageMs} ms`}, ${o.failedProbes} probes failed` +
-          `${o.laterFailedProbes > 0 ? ` (and ${o.laterFailedProbes} isolated ones after it came back)` : ''}`,
+          `${o.laterFailedProbes > 0 ? ` (and ${o.laterFailedProbes} isolated ones after it came back)` : ''}` +
+          `; the new process: ready ${num(o.startToReadyMs)} ms and serving ${num(o.startToServingMs)} ms after it started`,
       );
   }
   const st = s.streams;

@@ -15,8 +15,10 @@ import type {
 import type { CpuUse } from './cpu-watch.js';
 import type { LinkCaptureResult } from './link-capture.js';
 
-/** Kill mode: the longest outage a kill may cause (agent restart after 1 s, its start, readiness). */
+/** Kill mode: the longest outage a kill may cause (the new process's start, readiness). */
 export const MAX_OUTAGE_MS = 5000;
+/** Kill mode: a new agent serves within this long of its start. */
+export const MAX_AGENT_START_TO_SERVING_MS = 1000;
 /** Below this share of a target rate, the rate was not sustained (reported, not failed). */
 const SUSTAINED_SHARE = 0.95;
 /** A capture that saw fewer HBONE packets than this per second of run did not see the load. */
@@ -214,6 +216,14 @@ export function scenarioCriteria(
         value: o.outageMs,
         bound: `< ${MAX_OUTAGE_MS}`,
         passed: o.outageMs !== null && o.outageMs < MAX_OUTAGE_MS,
+      });
+    // Issue 9: a crashed agent is "back to serving within a second of the new process starting".
+    for (const o of s.outages.filter((x) => x.target.startsWith('agent ')))
+      criteria.push({
+        what: `the new agent of ${o.target.slice('agent '.length)} serving, from its start (ms)`,
+        value: o.startToServingMs,
+        bound: `<= ${MAX_AGENT_START_TO_SERVING_MS}`,
+        passed: o.startToServingMs !== null && o.startToServingMs <= MAX_AGENT_START_TO_SERVING_MS,
       });
   }
   return criteria;

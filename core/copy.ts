@@ -52,13 +52,27 @@ class Pump {
     if (aIsStream) a.once('end', () => this.#streamEnded(a, b));
     if (bIsStream) b.once('end', () => this.#streamEnded(b, a));
     // A side can be over before the pump starts, its 'close' already emitted: a tunnel answered 200 and
-    // reset in one read closes its stream on the next tick, before the code awaiting the answer runs. Such
-    // a side would otherwise never be seen to close, and the other side would hang open, unread.
-    if (a.destroyed || b.destroyed)
-      process.nextTick(() => {
-        if (a.destroyed) this.onCloseA();
-        if (b.destroyed) this.onCloseB();
-      });
+    // reset in one read closes its stream on the next tick, before the code awaiting the answer runs.
+    if (a.destroyed || b.destroyed) process.nextTick(() => this.#overBeforeStart());
+  }
+
+  /**
+   * A side that was over before the pump started carried nothing to the other, which is reset, whatever
+   * the code of its end: a peer's RST_STREAM(NO_ERROR) cannot be told from a clean close once the
+   * stream is gone (Node ends the readable side of both), and a FIN after nothing would make a refused
+   * connection look like an empty answer.
+   */
+  #overBeforeStart(): void {
+    if (this.a.destroyed && !this.#closedA) {
+      this.#closedA = true;
+      abort(this.b);
+    }
+    if (this.b.destroyed && !this.#closedB) {
+      this.#closedB = true;
+      abort(this.a);
+    }
+    if (this.#closedA && this.#closedB) this.#finish();
+    else this.#armGrace();
   }
 
   /** The peer ended the stream: END_STREAM is a FIN for the other side, RST_STREAM a reset. */

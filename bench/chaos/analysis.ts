@@ -134,8 +134,15 @@ export interface StreamsSummary {
   readonly closesLosingData: number;
   /** The longest any line waited for its echo (or for its connection to end): a silent break's length. */
   readonly longestWaitMs: number;
-  /** Connections where a line waited that long or more (closed or not). */
-  readonly waitedOver: { readonly ms: number; readonly connections: number };
+  /**
+   * Connections where a line waited that long or more (closed or not), and the first
+   * MAX_CLOSES_LISTED of them whole: when each opened and ended, and how.
+   */
+  readonly waitedOver: {
+    readonly ms: number;
+    readonly connections: number;
+    readonly listed: readonly StreamConnectionRecord[];
+  };
   readonly openFailures: number;
   readonly reconnectFailures: number;
   /** The closes in time order, the first MAX_CLOSES_LISTED of them (all are counted above). */
@@ -366,6 +373,7 @@ export function summarizeStreams(
     waitedOver: {
       ms: SILENT_BREAK_MS,
       connections: streams.connections.filter((c) => c.maxWaitMs >= SILENT_BREAK_MS).length,
+      listed: streams.connections.filter((c) => c.maxWaitMs >= SILENT_BREAK_MS).slice(0, MAX_CLOSES_LISTED),
     },
     openFailures: streams.openFailures,
     reconnectFailures: streams.reconnectFailures,

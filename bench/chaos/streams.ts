@@ -35,6 +35,8 @@ export interface StreamConnectionRecord {
   readonly slot: number;
   /** 0 for the slot's first connection, then one more per reconnection. */
   readonly generation: number;
+  /** The client's port: what the mesh's logs name the connection by (`src.addr`). */
+  readonly localPort: number | null;
   /** Epoch ms. */
   readonly openedAtMs: number;
   /** Epoch ms; null when it survived. */
@@ -122,6 +124,7 @@ class StreamConnection {
       this.#record = {
         slot,
         generation,
+        localPort: socket.localPort ?? null,
         openedAtMs: this.openedAtMs,
         closedAtMs: open ? null : now,
         end,

@@ -1,5 +1,6 @@
 // Non-HTTP traffic through the waypoint: checked against the TCP views of the bound policies, then piped
 // to an endpoint of the dialled Service (or to the dialled pod) over the connector's stream.
+import { constants as h2c, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { pump } from '../../core/copy.js';
 import type { Logger } from '../../core/log.js';
@@ -82,7 +83,7 @@ export class WaypointTcpForwarder implements TcpForwarder {
         ? [{ ip: target.dialled.ip, port: target.dialled.port, workload: target.workload }]
         : endpointsOf(this.store, target.service, target.port);
     if (endpoints.length === 0) {
-      stream.destroy();
+      refuseStream(stream);
       report(undefined, 'no healthy upstream');
       return;
     }
@@ -94,11 +95,21 @@ export class WaypointTcpForwarder implements TcpForwarder {
           { upstream: `${ep.ip}:${ep.port}`, error: errorMessage(err) },
           'tcp upstream connect failed',
         );
-        stream.destroy();
+        refuseStream(stream);
         report(ep, errorMessage(err));
       },
     );
   }
+}
+
+/**
+ * The upstream could not be reached after the tunnel was accepted: RST_STREAM(CONNECT_ERROR), as RFC 9113
+ * §8.5 has a proxy signal a failed TCP connection. Not destroy(), which sends RST_STREAM(NO_ERROR): Node
+ * ends the peer's readable side on it as on END_STREAM, so the source agent would pass on a FIN, and the
+ * application would take the refused connection for one the server closed.
+ */
+function refuseStream(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed) stream.close(h2c.NGHTTP2_CONNECT_ERROR);
 }
 
 /**

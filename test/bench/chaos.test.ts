@@ -403,6 +403,7 @@ t.test('long-lived connections: closes matched to logged drains and their deadli
   ) => ({
     slot,
     generation,
+    localPort: 40_000 + slot * 10 + generation,
     openedAtMs: ORIGIN,
     closedAtMs: closed === null ? null : ORIGIN + closed,
     end,
@@ -445,6 +446,11 @@ t.test('long-lived connections: closes matched to logged drains and their deadli
   );
   t.same([s.closedByFin, s.closedByReset, s.unechoedBytes], [1, 1, 80]);
   t.same([s.longestWaitMs, s.waitedOver.connections], [2_500, 1], 'the silently broken one');
+  t.same(
+    s.waitedOver.listed.map((c) => [c.slot, c.generation, c.localPort]),
+    [[1, 0, 40_010]],
+    'listed with its port, to find it in the mesh’s logs',
+  );
 });
 
 function plainWeft(

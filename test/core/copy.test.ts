@@ -140,46 +140,54 @@ t.test('an application that resets its connection resets the stream', async (t) 
   t.notOk(stream.readableEnded && stream.rstCode === 0, 'not ended as if complete');
 });
 
-t.test('a side already closed when the pump starts ends the other side, and the pump finishes', async (t) => {
-  // A tunnel answered 200 and reset in one read: its stream closes before the code awaiting the answer
-  // pumps it (the agent's outbound after a waypoint's 200 and RST_STREAM). The application's connection
-  // must be reset, not left open and unread.
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
-    stream.respond({ ':status': 200 });
-    stream.close(http2.constants.NGHTTP2_CANCEL);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-  const app = net.createServer({ allowHalfOpen: true });
-  app.listen(0, '127.0.0.1');
-  await once(app, 'listening');
-  t.teardown(() => {
-    client.destroy();
-    server.close();
-    app.close();
-  });
-  const stream = client.request({ ':method': 'CONNECT', ':authority': 'app:1' });
-  stream.on('error', () => undefined);
-  await once(stream, 'close');
-  t.ok(stream.destroyed, 'the stream is over before the pump starts');
+for (const [how, end] of [
+  ['RST_STREAM(CANCEL)', (s: http2.ServerHttp2Stream) => s.close(http2.constants.NGHTTP2_CANCEL)],
+  // Node's destroy() without an error: RST_STREAM(NO_ERROR), which the client side ends like END_STREAM.
+  ['RST_STREAM(NO_ERROR)', (s: http2.ServerHttp2Stream) => s.destroy()],
+] as const)
+  t.test(
+    `a side already closed when the pump starts (${how}) resets the other, and the pump finishes`,
+    async (t) => {
+      // A tunnel answered 200 and reset in one read: its stream closes before the code awaiting the answer
+      // pumps it (the agent's outbound after a waypoint's 200 and RST_STREAM). The application's connection
+      // must be reset at once, not left open and unread.
+      const server = http2.createServer();
+      server.on('stream', (stream) => {
+        stream.respond({ ':status': 200 });
+        end(stream);
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const app = net.createServer({ allowHalfOpen: true });
+      app.listen(0, '127.0.0.1');
+      await once(app, 'listening');
+      t.teardown(() => {
+        client.destroy();
+        server.close();
+        app.close();
+      });
+      const stream = client.request({ ':method': 'CONNECT', ':authority': 'app:1' });
+      stream.on('error', () => undefined);
+      await once(stream, 'close');
+      t.ok(stream.destroyed, 'the stream is over before the pump starts');
 
-  const accepted = once(app, 'connection') as Promise<[net.Socket]>;
-  const appClient = net.connect({ port: (app.address() as AddressInfo).port, host: '127.0.0.1' });
-  const ended = new Promise<string>((resolve) => {
-    appClient.once('end', () => resolve('fin'));
-    appClient.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-  const [agentSide] = await accepted;
-  const done = new Promise<Error | undefined>((resolve) => pump(stream, agentSide, resolve));
-  appClient.write('a line the application sends\n');
-  const timeout = (what: string): Promise<string> =>
-    new Promise((resolve) => setTimeout(() => resolve(`no ${what} within 3 s`), 3000).unref());
-  t.equal(await Promise.race([ended, timeout('ending')]), 'ECONNRESET', 'the application sees a reset');
-  t.equal(
-    await Promise.race([done.then(() => 'done'), timeout('done')]),
-    'done',
-    'the pump reports the connection over',
+      const accepted = once(app, 'connection') as Promise<[net.Socket]>;
+      const appClient = net.connect({ port: (app.address() as AddressInfo).port, host: '127.0.0.1' });
+      const ended = new Promise<string>((resolve) => {
+        appClient.once('end', () => resolve('fin'));
+        appClient.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+      const [agentSide] = await accepted;
+      const done = new Promise<Error | undefined>((resolve) => pump(stream, agentSide, resolve));
+      appClient.write('a line the application sends\n');
+      const timeout = (what: string): Promise<string> =>
+        new Promise((resolve) => setTimeout(() => resolve(`no ${what} within 3 s`), 3000).unref());
+      t.equal(await Promise.race([ended, timeout('ending')]), 'ECONNRESET', 'the application sees a reset');
+      t.equal(
+        await Promise.race([done.then(() => 'done'), timeout('done')]),
+        'done',
+        'the pump reports the connection over',
+      );
+    },
   );
-});

@@ -4,6 +4,7 @@
 // in-memory CA. For tests of the waypoint's request path that need no kernel features.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import type { ClientHttp2Stream } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -72,7 +73,9 @@ export interface WaypointFixture {
     hbonePort?: number,
     drain?: { deadlineMs: number; idleMs: number; sweepMs: number },
   ): Promise<WaypointHandle>;
-  /** A CONNECT to `ECHO_VIP:servicePort` through the waypoint on `waypointPort`, as a socket. */
+  /** A CONNECT to `ECHO_VIP:servicePort` through the waypoint on `waypointPort`: its stream, once answered 200. */
+  connect(waypointPort: number, servicePort: number): Promise<ClientHttp2Stream>;
+  /** The same, as a socket. */
   tunnel(waypointPort: number, servicePort: number): Promise<TunnelSocket>;
   /** A keep-alive HTTP/1.1 agent whose connections are such tunnels; `onOpen` counts them. */
   http1Agent(waypointPort: number, servicePort: number, onOpen?: () => void): http.Agent;
@@ -88,15 +91,17 @@ export async function waypointFixture(ports: readonly ServicePort[]): Promise<Wa
   const pool = new HboneClientPool(pino({ level: 'silent' }));
   const started: WaypointHandle[] = [];
 
-  const tunnel = async (waypointPort: number, servicePort: number): Promise<TunnelSocket> => {
+  const connect = (waypointPort: number, servicePort: number): Promise<ClientHttp2Stream> => {
     const key: PoolKey = {
       srcIdentity: CLIENT_ID,
       dstIdentity: WAYPOINT_ID,
       dstIp: '127.0.0.1',
       dstPort: waypointPort,
     };
-    return new TunnelSocket(await pool.connect(key, clientCert, `${ECHO_VIP}:${servicePort}`, {}));
+    return pool.connect(key, clientCert, `${ECHO_VIP}:${servicePort}`, {});
   };
+  const tunnel = async (waypointPort: number, servicePort: number): Promise<TunnelSocket> =>
+    new TunnelSocket(await connect(waypointPort, servicePort));
 
   return {
     async start(hbonePort = 0, drain) {
@@ -124,6 +129,7 @@ export async function waypointFixture(ports: readonly ServicePort[]): Promise<Wa
       started.push(waypoint);
       return waypoint;
     },
+    connect,
     tunnel,
     http1Agent(waypointPort, servicePort, onOpen) {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -32,11 +32,12 @@ import { TokenReviewAuthenticator } from './kubernetes/token-review-authenticato
 import { RootSecretSource } from './kubernetes/root-secret.js';
 import { RootCertPublisher } from './kubernetes/root-publisher.js';
 
-export const DEFAULT_CA_PORT = 15012;
-export const DEFAULT_CA_HTTP_PORT = 15014;
-/** Istio's defaults: 24 h workload certificates, at most 90 days. */
-export const DEFAULT_WORKLOAD_TTL_S = 24 * 3600;
-export const MAX_WORKLOAD_TTL_S = 90 * 24 * 3600;
+export {
+  DEFAULT_CA_PORT,
+  DEFAULT_CA_HTTP_PORT,
+  DEFAULT_WORKLOAD_TTL_S,
+  MAX_WORKLOAD_TTL_S,
+} from './defaults.js';
 /** The serving certificate is re-issued on every start, so a year never needs rotation in practice. */
 const SERVING_CERT_TTL_S = 365 * 24 * 3600;
 /** A CSR request is ~1 KiB; anything far larger is refused before parsing. */

@@ -12,7 +12,7 @@ import { DEFAULT_DRAIN_TIMINGS } from '../agent/drain.js';
 import { DEFAULT_CONNECTION_LIMITS } from '../agent/connection-budget.js';
 import { DEFAULT_PIN_DIR } from '../ebpf-redirect/index.js';
 import { HBONE_PORT } from '../core/hbone/settings.js';
-import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
+import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/defaults.js';
 import {
   CA_CLIENT_FLAGS,
   caClientFlags,

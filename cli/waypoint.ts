@@ -14,7 +14,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { basename, join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/main.js';
+import { DEFAULT_CA_PORT, DEFAULT_WORKLOAD_TTL_S } from '../ca/defaults.js';
 import { isObject } from '../core/convert/fields.js';
 import { formatRejection } from '../core/convert/index.js';
 import { nameProblem } from '../core/convert/names.js';

@@ -7,10 +7,7 @@ import { Registry } from 'prom-client';
 import { componentLogger } from '../core/log.js';
 import { formatHostPort } from '../core/address.js';
 import { ConfigStore } from '../core/store.js';
-import { createConfigSource, kubernetesCredentialsOf } from '../core/sources/index.js';
-import { loadKubeConfig } from '../core/kubernetes/config.js';
-import { LeaderElector } from '../core/kubernetes/leader-election.js';
-import { WeftError } from '../core/errors.js';
+import { createConfigSource } from '../core/sources/index.js';
 import { formatRejection } from '../core/convert/index.js';
 import { formatSpiffeId } from '../core/spiffe.js';
 import { isAmbientEnrolled, isTerminated, type Workload } from '../core/model/workload.js';
@@ -39,7 +36,6 @@ import { WaypointTcpForwarder } from './server/tcp-forward.js';
 import { TunnelDispatcher } from './server/dispatch.js';
 import { UpgradeHandler } from './server/upgrade.js';
 import { WaypointTelemetry } from './server/telemetry.js';
-import { RouteStatusWriter, kubernetesRouteApi } from './status/route-status-writer.js';
 import { DEFAULT_DRAIN_TIMINGS, WaypointDrain, type DrainReport } from './server/drain.js';
 import { ListenerFactory } from './listeners.js';
 import type { WaypointHandle, WaypointOptions } from './options.js';
@@ -163,7 +159,10 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
     : null;
 
   // Before the first config: a bad setting fails the start, and a leader with no routes yet writes nothing.
-  const statusWriting = options.routeStatus && startRouteStatus(options, store, () => routing().statuses);
+  // Its module (and the Kubernetes client) loads only when route status is written.
+  const statusWriting =
+    options.routeStatus &&
+    (await import('./status/route-status.js')).startRouteStatus(options, store, () => routing().statuses);
   await source.start(store);
   ready = 'no certificate yet';
   certificates.setWanted([selfId]);
@@ -238,49 +237,6 @@ export async function startWaypoint(options: WaypointOptions): Promise<WaypointH
         if (socketInode(options.adminSocket) === adminSocket.ino) adminSocket.server.close();
         adminSocket.server.closeAllConnections();
       }
-    },
-  };
-}
-
-/**
- * HTTPRoute status written by the leader of this waypoint's replicas (Lease `weft-waypoint-NAME` in the
- * waypoint's namespace). A new leader checks every route once.
- */
-function startRouteStatus(
-  options: WaypointOptions,
-  store: ConfigStore,
-  statuses: () => RoutingTable['statuses'],
-): { stop(): Promise<void> } {
-  const credentials = kubernetesCredentialsOf(options.configSource);
-  if (credentials === undefined || options.routeStatus === undefined)
-    throw new WeftError(
-      'ERR_CONFIG_INVALID',
-      `writing HTTPRoute status needs a kubernetes config source, not ${options.configSource}`,
-      { field: 'route-status' },
-    );
-  const kubeConfig = loadKubeConfig(credentials.path, `waypoint ${options.namespace}/${options.name}`);
-  const elector = new LeaderElector({
-    kubeConfig,
-    namespace: options.namespace,
-    name: `weft-waypoint-${options.name}`,
-    ...options.routeStatus,
-  });
-  const writer = new RouteStatusWriter({
-    store,
-    statuses,
-    api: kubernetesRouteApi(kubeConfig),
-    isLeader: () => elector.isLeader,
-    log: componentLogger('waypoint.route-status'),
-  });
-  elector.on('leading', () => {
-    writer.reset();
-    writer.sync();
-  });
-  elector.start();
-  return {
-    async stop() {
-      await writer.close();
-      await elector.stop();
     },
   };
 }

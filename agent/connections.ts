@@ -7,12 +7,15 @@ import type { Logger } from '../core/log.js';
 import type { ConfigStore } from '../core/store.js';
 import type { Workload } from '../core/model/workload.js';
 import type { InboundAuthorizer, L4Connection } from './authorizer.js';
-import { abort } from '../core/copy.js';
+import { abort, type PumpHandle } from '../core/copy.js';
+import { exchangeControl, type ExchangeControl } from './drain.js';
 import type { ConnectionResult } from './connection-result.js';
 
 export class RegisteredConnection {
   closed = false;
   upstream: Duplex | undefined = undefined;
+  /** The pump between downstream and upstream, once attached. */
+  pump: PumpHandle | undefined = undefined;
 
   constructor(
     readonly registry: ConnectionRegistry,
@@ -22,8 +25,9 @@ export class RegisteredConnection {
     readonly result: ConnectionResult,
   ) {}
 
-  attach(upstream: Duplex): void {
+  attach(upstream: Duplex, pump?: PumpHandle): void {
     this.upstream = upstream;
+    this.pump = pump;
   }
 
   /** The connection ended by itself. */
@@ -84,9 +88,17 @@ export class ConnectionRegistry {
     return n;
   }
 
-  /** The sockets to local workloads of the live connections already connected (what a drain ends). */
-  *workloadSockets(): Iterable<Socket> {
-    for (const entry of this.#live) if (entry.upstream instanceof Socket) yield entry.upstream;
+  /**
+   * The sockets to local workloads of the live connections already connected (what a drain ends), with
+   * their pumps seen from the asking side (the stream or socket from the client).
+   */
+  *workloadSockets(): Iterable<{ socket: Socket; exchange: ExchangeControl | undefined }> {
+    for (const entry of this.#live)
+      if (entry.upstream instanceof Socket)
+        yield {
+          socket: entry.upstream,
+          exchange: entry.pump && exchangeControl(entry.pump, entry.downstream),
+        };
   }
 
   remove(entry: RegisteredConnection): void {

@@ -44,14 +44,14 @@ export function deliver(
           result.close(0, 0);
           return;
         }
-        entry.attach(upstream);
         result.opened();
-        pump(downstream, upstream, (err) => {
+        const handle = pump(downstream, upstream, (err) => {
           entry.release();
           if (err) result.failed('-', errorMessage(err));
           // The workload received what we wrote to it (request) and answered what we read (response).
           result.close(upstream.bytesWritten, upstream.bytesRead);
         });
+        entry.attach(upstream, handle);
       },
       (err: unknown) => {
         hooks.settled?.();

@@ -3,18 +3,22 @@
 // connections end by themselves, or are closed at a quiet moment, or at the deadline.
 //
 // Closing at a quiet moment: an application connection with no byte either way for `idleMs` is ended
-// with a FIN on its application-facing socket (the captured client socket outbound, the socket to the
-// workload inbound), as an HTTP server ends an idle keep-alive connection: the client opens a new one,
-// through the successor, for its next request. A keep-alive connection busy with requests is never idle
-// that long; at the deadline those get a last call: ended in the first gap of `lastCallQuietMs` (between
-// two requests, at L4 we cannot see where one ends), for up to `lastCallMs`; whatever is left is reset.
-// Only a connection whose last bytes went the answer's way (to the client, from the server) is ended
-// that way: one quiet while a request is outstanding is left for its answer. A request whose bytes
-// cross the FIN fails on a reused connection before any response byte: the case HTTP clients retry for
-// idempotent requests (RFC 9110 §9.2.2).
+// as a client ends an idle keep-alive connection: what the asking side sends is no longer passed on,
+// and the answering side gets the end (FIN, END_STREAM) and closes, which reaches the client as a FIN;
+// the client opens a new connection, through the successor, for its next request. (Without the pump's
+// help the application-facing socket is ended with a FIN.) A keep-alive connection busy with requests
+// is never idle that long; at the deadline those get a last call: chosen in the first gap of
+// `lastCallQuietMs` (between two requests, at L4 we cannot see where one ends), held `lastCallHoldMs`
+// (the client's next bytes wait unread) to make sure the answer was over, and ended; for up to
+// `lastCallMs`; whatever is left is reset. Only a connection whose last bytes went the answer's way (to
+// the client, from the server) is ended that way: one quiet while a request is outstanding is left for
+// its answer. A request whose bytes cross the end is never delivered and fails on a reused connection
+// before any response byte: the case HTTP clients retry for idempotent requests (RFC 9110 §9.2.2).
 //
 // Reading activity costs nothing on the data path: the sweep compares the sockets' own byte counters.
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { PumpHandle } from '../core/copy.js';
 import type { Logger } from '../core/log.js';
 
 export interface DrainTimings {
@@ -29,6 +33,12 @@ export interface DrainTimings {
   /** …for this long, reading activity this often; then the rest are reset. */
   readonly lastCallMs: number;
   readonly lastCallSweepMs: number;
+  /**
+   * A connection chosen at the last call is first held this long (the application's next bytes wait,
+   * unread): answer bytes in that time mean the answer was not over (a pause inside it), and it is let
+   * go; none, and it is ended. Only for connections whose pump can hold (`AppSocket.exchange`).
+   */
+  readonly lastCallHoldMs: number;
 }
 
 export const DEFAULT_DRAIN_TIMINGS: DrainTimings = {
@@ -40,6 +50,7 @@ export const DEFAULT_DRAIN_TIMINGS: DrainTimings = {
   lastCallQuietMs: 5,
   lastCallMs: 1000,
   lastCallSweepMs: 2,
+  lastCallHoldMs: 20,
 };
 
 export interface DrainInputs {
@@ -74,6 +85,34 @@ export interface DrainReport {
 export interface AppSocket {
   readonly socket: Socket;
   readonly peer: 'client' | 'server';
+  /**
+   * The connection's pump, seen from the side that asks (the client, or the stream from it): ending
+   * through it stops passing on the asker's bytes and ends the answerer's side, so a request crossing
+   * the end is never delivered and an answer still under way is not cut. Without it, the socket is ended
+   * with a FIN.
+   */
+  readonly exchange?: ExchangeControl;
+}
+
+export interface ExchangeControl {
+  hold(): void;
+  release(): void;
+  end(): void;
+}
+
+/** The drain's view of a pump, from its asking side. */
+export function exchangeControl(handle: PumpHandle, asker: Duplex): ExchangeControl {
+  return {
+    hold: () => handle.hold(asker),
+    release: () => handle.release(asker),
+    end: () => handle.endAsks(asker),
+  };
+}
+
+interface Held {
+  readonly since: number;
+  readonly read: number;
+  readonly written: number;
 }
 
 interface Seen {
@@ -90,6 +129,7 @@ export class ConnectionDrain {
   readonly #t: DrainTimings;
   readonly #seen = new Map<Socket, Seen>();
   readonly #ended = new WeakSet<Socket>();
+  readonly #held = new Map<Socket, Held>();
   #closedIdle = 0;
   #closedAtLastCall = 0;
   #reset = 0;
@@ -139,7 +179,7 @@ export class ConnectionDrain {
     const now = Date.now();
     let open = 0;
     const present = new Set<Socket>();
-    for (const { socket, peer } of this.#in.appSockets()) {
+    for (const { socket, peer, exchange } of this.#in.appSockets()) {
       if (socket.destroyed) continue;
       open++;
       present.add(socket);
@@ -147,6 +187,20 @@ export class ConnectionDrain {
       if (this.#ended.has(socket)) continue;
       const read = socket.bytesRead;
       const written = socket.bytesWritten;
+      const held = this.#held.get(socket);
+      if (held && exchange) {
+        if (held.read !== read || held.written !== written) {
+          // Bytes while held: the answer was not over. Let go; it counts as busy from now.
+          this.#held.delete(socket);
+          exchange.release();
+          this.#seen.set(socket, { read, written, since: now, answeredLast: true });
+          continue;
+        }
+        if (now - held.since < this.#t.lastCallHoldMs) continue;
+        this.#held.delete(socket);
+        this.#end(socket, exchange, lastCall);
+        continue;
+      }
       const seen = this.#seen.get(socket);
       if (!seen) {
         this.#seen.set(socket, { read, written, since: now, answeredLast: true });
@@ -165,15 +219,27 @@ export class ConnectionDrain {
       // A quiet connection whose last bytes were a question (a request still being answered, a long
       // poll) is not ended: that would lose the answer. It waits for its answer, or the final reset.
       if (now - seen.since < quietMs || !seen.answeredLast) continue;
-      this.#ended.add(socket);
-      this.#touched.add(socket);
-      if (lastCall) this.#closedAtLastCall++;
-      else this.#closedIdle++;
-      socket.end();
-      // A peer that never answers our FIN must not hold the drain: it is reset at the end.
+      if (lastCall && exchange) {
+        // A few milliseconds of quiet may be a pause inside an answer: hold first, end if it stays quiet.
+        exchange.hold();
+        this.#held.set(socket, { since: now, read, written });
+        continue;
+      }
+      this.#end(socket, exchange, lastCall);
     }
     for (const socket of this.#seen.keys()) if (!present.has(socket)) this.#seen.delete(socket);
+    for (const socket of this.#held.keys()) if (!present.has(socket)) this.#held.delete(socket);
     return open;
+  }
+
+  #end(socket: Socket, exchange: ExchangeControl | undefined, lastCall: boolean): void {
+    this.#ended.add(socket);
+    this.#touched.add(socket);
+    if (lastCall) this.#closedAtLastCall++;
+    else this.#closedIdle++;
+    if (exchange) exchange.end();
+    else socket.end();
+    // A peer that never closes its side must not hold the drain: it is reset at the end.
   }
 }
 

@@ -388,8 +388,10 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       const report = await new ConnectionDrain(
         {
           appSockets: function* () {
-            for (const socket of appSockets) yield { socket, peer: 'client' as const };
-            for (const socket of connections.workloadSockets()) yield { socket, peer: 'server' as const };
+            for (const socket of appSockets)
+              yield { socket, peer: 'client' as const, exchange: outbound.exchangeOf(socket) };
+            for (const { socket, exchange } of connections.workloadSockets())
+              yield { socket, peer: 'server' as const, exchange };
           },
           pending: () => connections.dialling + inbound.sessionCount,
           log,

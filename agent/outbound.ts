@@ -37,7 +37,8 @@ import { ConnectionResult } from './connection-result.js';
 import type { SameNodeAnswer } from './inbound.js';
 import { isLoopback, type UpstreamDialer } from './socket.js';
 import type { ConnectionBudget } from './connection-budget.js';
-import { abort, pump } from '../core/copy.js';
+import { abort, pump, type PumpHandle } from '../core/copy.js';
+import { exchangeControl, type ExchangeControl } from './drain.js';
 import type { FlowPath } from '../core/flows/event.js';
 import type { FlowRing } from '../core/flows/ring.js';
 
@@ -226,6 +227,8 @@ export type OutboundReady = (ok: boolean) => void;
 
 export class OutboundProxy {
   readonly #in: OutboundInputs;
+  /** The pumps of the connections carried, by application socket: what a drain ends them through. */
+  readonly #pumps = new WeakMap<net.Socket, PumpHandle>();
 
   constructor(inputs: OutboundInputs) {
     this.#in = inputs;
@@ -389,11 +392,18 @@ export class OutboundProxy {
     }
     ready(true);
     result.opened();
-    pump(socket, upstream, (err) => {
+    const handle = pump(socket, upstream, (err) => {
       if (err) result.failed('-', errorMessage(err));
       // Request = what the application sent us; response = what we wrote back to it.
       result.close(socket.bytesRead - handshakeIn, socket.bytesWritten - handshakeOut);
     });
+    this.#pumps.set(socket, handle);
+  }
+
+  /** How a drain ends the connection of application socket `socket` (the client asks). */
+  exchangeOf(socket: net.Socket): ExchangeControl | undefined {
+    const handle = this.#pumps.get(socket);
+    return handle && exchangeControl(handle, socket);
   }
 
   #failed(

@@ -11,6 +11,21 @@ import { constants as h2constants, type Http2Stream } from 'node:http2';
 
 export type PumpDone = (error: Error | undefined) => void;
 
+/** What a drain may do to a pumped connection (agent/drain.ts). */
+export interface PumpHandle {
+  /** Stops reading what `side` sends (it waits in the kernel, or in its peer's window) until release. */
+  hold(side: Duplex): void;
+  release(side: Duplex): void;
+  /**
+   * Ends the connection between two exchanges, as a client closing an idle keep-alive connection does:
+   * what `asker` sends from now on is read and dropped, never passed on; the other side gets the end
+   * (FIN, END_STREAM) and closes; its close reaches `asker` the usual way, after any answer still under
+   * way. So a request that crosses the end is never delivered (the client may safely send it again),
+   * and an answer is never cut by it.
+   */
+  endAsks(asker: Duplex): void;
+}
+
 function isHttp2Stream(s: Duplex): s is Http2Stream {
   // `rstCode` is a getter on Http2Stream's prototype; sockets have nothing of the name.
   return 'rstCode' in s;
@@ -24,12 +39,13 @@ const LINGER_MS = 10_000;
  */
 const DESTROYED_GRACE_MS = 1_000;
 
-class Pump {
+class Pump implements PumpHandle {
   #closedA = false;
   #closedB = false;
   #finished = false;
   #error: Error | undefined = undefined;
   #timer: NodeJS.Timeout | undefined = undefined;
+  #asksEnded = false;
 
   constructor(
     readonly a: Duplex,
@@ -118,6 +134,24 @@ class Pump {
     }
   }
 
+  hold(side: Duplex): void {
+    side.pause();
+  }
+
+  release(side: Duplex): void {
+    if (!this.#asksEnded) side.resume();
+  }
+
+  endAsks(asker: Duplex): void {
+    if (this.#asksEnded || (asker !== this.a && asker !== this.b)) return;
+    this.#asksEnded = true;
+    const other = asker === this.a ? this.b : this.a;
+    asker.unpipe(other);
+    asker.on('data', dropChunk);
+    asker.resume();
+    if (!other.destroyed && !other.writableEnded) other.end();
+  }
+
   #armGrace(): void {
     clearTimeout(this.#timer);
     this.#timer = setTimeout(this.#expire.bind(this), DESTROYED_GRACE_MS).unref();
@@ -159,7 +193,9 @@ export function abort(s: Duplex): void {
   else s.destroy();
 }
 
+function dropChunk(): void {}
+
 /** Pipes `a` and `b` into each other until both are closed; `done` runs once. */
-export function pump(a: Duplex, b: Duplex, done: PumpDone): void {
-  new Pump(a, b, done);
+export function pump(a: Duplex, b: Duplex, done: PumpDone): PumpHandle {
+  return new Pump(a, b, done);
 }

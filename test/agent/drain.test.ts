@@ -5,7 +5,8 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import t from 'tap';
-import { ConnectionDrain, type DrainTimings } from '../../agent/drain.js';
+import { ConnectionDrain, exchangeControl, type DrainTimings } from '../../agent/drain.js';
+import { pump } from '../../core/copy.js';
 import { componentLogger } from '../../core/log.js';
 
 const TIMINGS: DrainTimings = {
@@ -15,6 +16,7 @@ const TIMINGS: DrainTimings = {
   lastCallQuietMs: 5,
   lastCallMs: 400,
   lastCallSweepMs: 2,
+  lastCallHoldMs: 20,
 };
 
 interface Pair {
@@ -114,4 +116,87 @@ t.test('no connections: the drain ends at once', async (t) => {
   ).run();
   t.equal(report.reset + report.closedIdle + report.closedAtLastCall, 0);
   t.ok(Date.now() - started < 100, 'did not wait for the deadline');
+});
+
+t.test('a pumped keep-alive connection is ended between two exchanges, never inside one', async (t) => {
+  // The server answers each request in two parts 12 ms apart, longer than the 5 ms of quiet that picks a
+  // moment at the last call; the client sends its next request 8 ms after an answer. The drain must not
+  // end the connection inside an answer, and a request that crosses the end must not reach the server.
+  let delivered = 0;
+  const server = net.createServer((s) => {
+    s.on('data', (chunk: Buffer) => {
+      for (let i = 0; i < chunk.toString().split('Q').length - 1; i++) {
+        delivered++;
+        s.write('A1');
+        setTimeout(() => s.writable && s.write('A2\n'), 12);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const upstreamPort = (server.address() as net.AddressInfo).port;
+  let appSocket:
+    { socket: net.Socket; peer: 'client'; exchange: ReturnType<typeof exchangeControl> } | undefined;
+  const agent = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const upstream = net.connect({ port: upstreamPort, host: '127.0.0.1', allowHalfOpen: true });
+    upstream.once('connect', () => {
+      const handle = pump(socket, upstream, () => undefined);
+      appSocket = { socket, peer: 'client', exchange: exchangeControl(handle, socket) };
+    });
+  });
+  agent.listen(0, '127.0.0.1');
+  await once(agent, 'listening');
+  t.teardown(() => {
+    server.close();
+    agent.close();
+  });
+
+  const client = net.connect({ port: (agent.address() as net.AddressInfo).port, host: '127.0.0.1' });
+  await once(client, 'connect');
+  let answers = 0;
+  let partial = '';
+  let outstanding = false;
+  let ended: 'fin' | 'reset' | undefined;
+  const ask = (): void => {
+    if (ended || client.destroyed) return;
+    outstanding = true;
+    client.write('Q');
+  };
+  client.on('data', (chunk: Buffer) => {
+    partial += chunk.toString();
+    while (partial.includes('\n')) {
+      t.equal(partial.slice(0, partial.indexOf('\n')), 'A1A2', 'a whole answer');
+      partial = partial.slice(partial.indexOf('\n') + 1);
+      answers++;
+      outstanding = false;
+      setTimeout(ask, 8);
+    }
+  });
+  const closed = new Promise<void>((resolve) => {
+    client.once('end', () => {
+      ended ??= 'fin';
+      resolve();
+    });
+    client.once('error', () => {
+      ended = 'reset';
+      resolve();
+    });
+  });
+  ask();
+  while (appSocket === undefined) await new Promise((r) => setTimeout(r, 5));
+  const held = appSocket;
+  const report = await new ConnectionDrain(
+    { appSockets: () => (held.socket.destroyed ? [] : [held]), log: componentLogger('test.drain') },
+    TIMINGS,
+  ).run();
+  await closed;
+  t.equal(ended, 'fin', 'the client got a FIN, not a reset');
+  t.equal(partial, '', 'no answer was cut');
+  t.equal(report.closedAtLastCall, 1, 'ended at the last call');
+  t.ok(answers > 10, `requests were answered during the drain (${answers})`);
+  t.equal(
+    delivered,
+    answers,
+    `every request the server got was answered whole (${outstanding ? 'the last one, crossing the end, never reached it' : 'none crossed the end'})`,
+  );
 });

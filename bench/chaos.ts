@@ -102,6 +102,12 @@ export interface ChaosOptions {
   readonly streamIntervalMs: number;
   readonly probeIntervalMs: number;
   readonly probeTimeoutMs: number;
+  /**
+   * The client under chrt -f (fixed-rate latency measured from the schedule, bench/load/scheduler.ts);
+   * off where other jobs share the machine (the test): a real-time process must never be able to keep
+   * the CPUs from everything else.
+   */
+  readonly realtime: boolean;
   readonly command: string;
   readonly out: (line: string) => void;
 }
@@ -312,7 +318,7 @@ class ChaosBench {
     ];
     // Real time, as fixed-rate loads run (bench/load/scheduler.ts): latency from the schedule, not from
     // a generator that woke late.
-    return new ClientRun(this.lab.spawnInPod(CLIENT, args, { realtime: true }));
+    return new ClientRun(this.lab.spawnInPod(CLIENT, args, { realtime: this.o.realtime }));
   }
 
   /** Waits (bounded) until the lab reports a ready process other than `pid` for `target`. */

@@ -8,11 +8,10 @@
 // election (it decides who creates a missing root Secret), the authority, the gRPC server, and last the
 // root publisher.
 import { createServer, type Server as HttpServer } from 'node:http';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { caServiceDefinition } from '../core/ca-api.js';
-import { componentLogger } from '../core/log.js';
+import { componentLogger, type Logger } from '../core/log.js';
 import { errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/address.js';
 import { exportPkcs8Pem, generateP256KeyPair } from '../core/x509.js';
@@ -101,6 +100,12 @@ export interface CaOptions {
   /** Defaults to bootstrap tokens from `<stateDir>/node-tokens` (or TokenReview, see `kubernetes`). */
   readonly authenticator?: CallerAuthenticator;
   readonly kubernetes?: KubernetesCaOptions | undefined;
+  /**
+   * Replacing a running CA on the same ports: get everything ready (root, serving certificate) first,
+   * then take each port as soon as the CA being replaced lets go of it (retried every `retryMs`, for at
+   * most `timeoutMs`). The gap between the two is the old one's shutdown and one retry.
+   */
+  readonly waitForPorts?: { readonly retryMs: number; readonly timeoutMs: number } | undefined;
 }
 
 export interface CaHandle {
@@ -260,14 +265,31 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
     }
   };
 
+  const listenHttpPort = async (): Promise<void> => {
+    if (!options.httpListen) return;
+    const listenAt = options.httpListen;
+    http = serveHttp(state);
+    const server = http;
+    await whenPortFree(
+      options.waitForPorts,
+      listenAt,
+      log,
+      () =>
+        new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(listenAt.port, listenAt.host, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        }),
+    );
+    const addr = server.address();
+    httpAddress = { host: listenAt.host, port: typeof addr === 'object' && addr ? addr.port : 0 };
+  };
+
   try {
-    if (options.httpListen) {
-      http = serveHttp(state);
-      http.listen(options.httpListen.port, options.httpListen.host);
-      await once(http, 'listening');
-      const addr = http.address();
-      httpAddress = { host: options.httpListen.host, port: typeof addr === 'object' && addr ? addr.port : 0 };
-    }
+    // Health answers "loading" while the root loads, unless a CA being replaced still answers it.
+    if (!options.waitForPorts) await listenHttpPort();
 
     const authority = await authoritySource.load();
     state.authority = authority;
@@ -315,10 +337,20 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
     });
     server.addService(caServiceDefinition(), service.handlers());
     const grpcServer = server;
-    const grpcPort = await new Promise<number>((resolve, reject) =>
-      grpcServer.bindAsync(formatHostPort(options.grpcListen), credentials, (err, port) =>
-        err ? reject(err) : resolve(port),
-      ),
+    if (options.waitForPorts) {
+      log.info({ grpc: formatHostPort(options.grpcListen) }, 'ca prepared; taking the ports when free');
+      await listenHttpPort();
+    }
+    const grpcPort = await whenPortFree(
+      options.waitForPorts,
+      options.grpcListen,
+      log,
+      () =>
+        new Promise<number>((resolve, reject) =>
+          grpcServer.bindAsync(formatHostPort(options.grpcListen), credentials, (err, port) =>
+            err ? reject(err) : resolve(port),
+          ),
+        ),
     );
     const grpcAddress = { host: options.grpcListen.host, port: grpcPort };
     kube?.publish?.(authority.rootsPem);
@@ -331,5 +363,33 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/**
+ * Runs `listen` until it does not fail for a port in use, with `wait` (else once). grpc-js reports the
+ * cause only in its message.
+ */
+async function whenPortFree<T>(
+  wait: CaOptions['waitForPorts'],
+  address: HostPort,
+  log: Logger,
+  listen: () => Promise<T>,
+): Promise<T> {
+  const deadline = Date.now() + (wait?.timeoutMs ?? 0);
+  let logged = false;
+  for (;;) {
+    try {
+      return await listen();
+    } catch (err) {
+      if (!wait || !/EADDRINUSE/.test(errorMessage(err)) || Date.now() >= deadline) throw err;
+      if (!logged)
+        log.info(
+          { address: formatHostPort(address) },
+          'port still held (by the CA being replaced?); waiting',
+        );
+      logged = true;
+      await new Promise((resolve) => setTimeout(resolve, wait.retryMs));
+    }
   }
 }

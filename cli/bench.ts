@@ -32,7 +32,7 @@ weft bench observe [--duration 10s] [--warmup 2s] [--rounds 2] [--readers 8] [--
                DIR/observe-cost.json. Exit 1: the check failed (not measured as claimed); 2: a criterion
                failed
 weft bench chaos [--mode restart|kill|both] [--duration 60s] [--gap 5s] [--warmup 3s] [--rate 1000]
-               [--connections 64] [--new-rate 200] [--streams 50] [--out DIR] [--json]
+               [--connections 64] [--new-rate 200] [--streams 50] [--out DIR] [--json] [--no-realtime]
                the mesh's parts replaced under load (root; a weft lab with the demo and a waypoint): from the
                client pod to echo-v2, keep-alive HTTP/1.1 at --rate (retrying as clients do), a new
                connection per request at --new-rate, --streams long-lived echo connections and a 50 ms
@@ -40,7 +40,8 @@ weft bench chaos [--mode restart|kill|both] [--duration 60s] [--gap 5s] [--warmu
                SIGKILLed (kill) one after another, spread over --duration, --gap apart at least; tcpdump on
                the node uplinks and the waypoint pod looks for the run's marker (plaintext). Reports requests, failures,
                retries, latency per event window, long-lived connections kept or closed, outages (kill);
-               with --out writes DIR/chaos-<mode>.json. Exit 1: the check failed (not measured as
+               with --out writes DIR/chaos-<mode>.json; the client runs under chrt -f unless --no-realtime
+               (for a machine shared with other jobs). Exit 1: the check failed (not measured as
                claimed); 2: a target was missed
 weft bench chaos-client --http HOST:PORT --tcp HOST:PORT --marker TEXT [--rate 1000] [--connections 64]
                [--new-rate 200] [--streams 50] [--stream-interval 100ms] [--probe-interval 50ms]
@@ -271,6 +272,7 @@ async function benchChaos(argv: string[]): Promise<number> {
     streams: { type: 'string' },
     out: { type: 'string' },
     json: { type: 'boolean' },
+    'no-realtime': { type: 'boolean' },
   });
   const modeName = stringFlag(f, 'mode', 'restart');
   const modes = CHAOS_MODES[modeName];
@@ -287,6 +289,7 @@ async function benchChaos(argv: string[]): Promise<number> {
     streamIntervalMs: 100,
     probeIntervalMs: 50,
     probeTimeoutMs: 500,
+    realtime: f['no-realtime'] !== true,
     command: ['weft', 'bench', 'chaos', ...argv].join(' '),
     out: (line) => process.stderr.write(`${line}\n`),
   };
@@ -361,7 +364,9 @@ async function benchChaosClient(argv: string[]): Promise<number> {
       signal: stop.signal,
     });
     await writeStdout(`${JSON.stringify({ result })}\n`);
-    return 0;
+    // Its result is out: nothing it opened may keep it running (under chrt -f, a leftover busy handle
+    // would hold a CPU above every normal process, the mesh included).
+    process.exit(0);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -39,7 +39,9 @@ export const CA_USAGE = `weft ca serve  --config file:DIR|kubernetes[:KUBECONFIG
                [--default-ttl 24h] [--max-ttl 2160h] [--serving-dns a,b] [--serving-ip 127.0.0.1]
                [--auth node-tokens|kubernetes] [--token-audience istio-ca]
                [--trusted-node-accounts weft-system/weft-agent[,NS/SA]] [--root-secret NS/NAME]
-               [--root-configmap NAME|off] [--leader-election NS/NAME] [--id ID]
+               [--root-configmap NAME|off] [--leader-election NS/NAME] [--id ID] [--wait-for-ports]
+    --wait-for-ports replaces a CA running on the same ports: it gets ready first, then takes each port
+    as soon as the old one (sent SIGTERM, it finishes the calls under way) lets go of it.
     --auth kubernetes: callers send service-account tokens (checked by TokenReview); the trusted node
     accounts may ask for the identities of pods on their own node, any other account for its own only.
     With --config kubernetes[:KUBECONFIG] the root can live in a Secret, is published as a ConfigMap in
@@ -48,6 +50,9 @@ weft ca token create --dir DIR --node NODE     prints a new bootstrap token for 
 weft ca bundle [--dir DIR] [--plugin-certs DIR]  prints the trust bundle (PEM)`;
 
 const DEFAULT_DIR = '.weft/ca';
+/** --wait-for-ports: how often a held port is tried, and for how long. */
+const PORT_RETRY_MS = 20;
+const PORT_WAIT_TIMEOUT_MS = 60_000;
 const AUTH_MODES = ['node-tokens', 'kubernetes'] as const;
 /** Kubernetes object and namespace names (DNS labels and subdomains). */
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -139,6 +144,7 @@ async function serve(argv: string[]): Promise<void> {
     'root-configmap': { type: 'string' },
     'leader-election': { type: 'string' },
     id: { type: 'string' },
+    'wait-for-ports': { type: 'boolean' },
   });
   const log = componentLogger('ca');
   const configSpec = stringFlag(f, 'config');
@@ -172,6 +178,8 @@ async function serve(argv: string[]): Promise<void> {
     servingIps: listFlag(f, 'serving-ip', ['127.0.0.1']),
     placement: store,
     kubernetes,
+    waitForPorts:
+      f['wait-for-ports'] === true ? { retryMs: PORT_RETRY_MS, timeoutMs: PORT_WAIT_TIMEOUT_MS } : undefined,
   });
   const sig = await untilSignal();
   log.info({ signal: sig }, 'ca stopping');

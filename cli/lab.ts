@@ -9,7 +9,8 @@ import { runLab } from '../lab/cluster/main.js';
 import { runTour } from '../lab/cluster/tour.js';
 import { formatLabStatus, labStatusJson } from '../lab/cluster/status.js';
 import { readLabState } from '../lab/cluster/state.js';
-import { AGENT_ACTIONS, sendControl } from '../lab/cluster/control-socket.js';
+import { AGENT_ACTIONS, CA_REQUEST_TIMEOUT_MS, sendControl } from '../lab/cluster/control-socket.js';
+import type { CaRestart } from '../lab/cluster/ca-supervisor.js';
 import { labFaultCommand, LAB_FAULT_USAGE } from './lab-fault.js';
 import { labDirFlag } from './lab-dir.js';
 import { LAB_RESTART_WAYPOINT_USAGE, labRestartWaypoint } from './lab-restart-waypoint.js';
@@ -36,6 +37,8 @@ weft lab agent stop|start|restart|kill NODE [--dir DIR]   stops (and holds down)
                (SIGKILL) a node's agent; restart replaces it without a gap (the new one takes over steering,
                the old one drains); an agent that ends on its own is restarted at once, then after 1 s doubling to 30 s
 weft lab restart agent --node NODE [--dir DIR]   the same as weft lab agent restart NODE
+weft lab restart ca [--dir DIR]   replaces the CA: the new one gets ready beside the old one, which then
+               finishes its calls and hands over its ports (agents keep serving; a CSR in between is retried)
 ${LAB_RESTART_WAYPOINT_USAGE}
 ${LAB_FAULT_USAGE}
 weft lab run [flags of up]   the lab in the foreground until Ctrl-C (what up starts in the background)
@@ -213,7 +216,25 @@ async function restart(argv: string[]): Promise<number> {
     return agent(['restart', values.node, ...(typeof values.dir === 'string' ? ['--dir', values.dir] : [])]);
   }
   if (what === 'waypoint') return labRestartWaypoint(rest);
-  throw new UsageError(`weft lab restart: expected agent or waypoint\n\n${LAB_USAGE}`);
+  if (what === 'ca') return restartCa(rest);
+  throw new UsageError(`weft lab restart: expected agent, waypoint or ca\n\n${LAB_USAGE}`);
+}
+
+/** `weft lab restart ca`: a new CA prepared beside the old one, which then hands over its ports. */
+async function restartCa(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlagsAndArgs(argv, DIR_FLAG);
+  if (positionals.length > 0) throw new UsageError(`weft lab restart ca [--dir DIR]\n\n${LAB_USAGE}`);
+  const answer = await sendControl(labDirFlag(values), '/v1/ca/restart', CA_REQUEST_TIMEOUT_MS);
+  const body = answer.body as Partial<CaRestart> & { error?: unknown };
+  if (answer.status !== 200) {
+    process.stderr.write(`weft: ${typeof body.error === 'string' ? body.error : JSON.stringify(body)}\n`);
+    return 1;
+  }
+  process.stdout.write(
+    `ca: pid ${body.oldPid ?? '-'} -> ${body.newPid ?? '-'}: the new one prepared in ${body.preparedMs} ms ` +
+      `while the old one served; the new one ready ${body.handoverMs} ms after the old one was told to stop\n`,
+  );
+  return 0;
 }
 
 function portFlag(f: Record<string, unknown>, fallback: number): number {

@@ -93,11 +93,6 @@ export function spawnWeftInNetns(netns: string, args: readonly string[], log: st
   });
 }
 
-export function startCa(lab: LabPlan): ChildProcess {
-  mkdirSync(lab.caDir, { recursive: true });
-  return spawnWeftInNetns(lab.nodes[lab.ca.nodeIndex]!.netns, caArgs(lab), lab.ca.log);
-}
-
 /** Writes node `node`'s bootstrap token (the CA must have created its state directory). */
 export function writeNodeToken(lab: LabPlan, node: LabNodePlan): void {
   mkdirSync(lab.tokensDir, { recursive: true });

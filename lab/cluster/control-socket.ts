@@ -1,5 +1,5 @@
 // Commands to a running lab's controller (`weft lab agent stop|start|restart NODE`, `weft lab restart
-// waypoint`): HTTP on a Unix socket in the lab's directory, readable and writable by its owner only
+// waypoint|ca`): HTTP on a Unix socket in the lab's directory, readable and writable by its owner only
 // (root, as the lab runs). One request per command; the answer comes when the action is done (an agent
 // started is ready; a waypoint restarted has its new process ready and its old one drained and gone).
 import { chmodSync, rmSync } from 'node:fs';
@@ -26,7 +26,13 @@ export const WAYPOINT_ACTIONS: readonly string[] = ['restart'] satisfies Waypoin
  */
 export const WAYPOINT_REQUEST_TIMEOUT_MS = 90_000;
 
+export type CaAction = 'restart';
+/** A CA restart waits for the new one to be prepared (20 s at most) and the old one's stop. */
+export const CA_REQUEST_TIMEOUT_MS = 60_000;
+
 export interface ControlHandlers {
+  /** Does `action` to the lab's CA. */
+  ca?(action: CaAction): Promise<unknown>;
   /** Does `action` to node `node`'s agent; throws a ControlError for a bad request. */
   agent(node: string, action: AgentAction): Promise<unknown>;
   /** Does `action` to the pods of waypoint `namespace/name`; throws a ControlError for a bad request. */
@@ -68,6 +74,19 @@ export async function serveControl(dir: string, handlers: ControlHandlers): Prom
       size += chunk.length;
       if (size > MAX_BODY_BYTES) req.destroy();
     });
+    if (req.url === '/v1/ca/restart' && handlers.ca !== undefined) {
+      if (req.method !== 'POST') {
+        reply(404, { error: `no such command: ${req.method} ${req.url}` });
+        return;
+      }
+      handlers
+        .ca('restart')
+        .then((result) => reply(200, result))
+        .catch((err: unknown) =>
+          reply(err instanceof ControlError ? err.status : 500, { error: errorMessage(err) }),
+        );
+      return;
+    }
     const waypoint = /^\/v1\/waypoints\/([^/]+)\/([^/]+)\/([a-z]+)$/.exec(req.url ?? '');
     if (waypoint !== null && handlers.waypoint !== undefined) {
       if (req.method !== 'POST' || !WAYPOINT_ACTIONS.includes(waypoint[3]!)) {

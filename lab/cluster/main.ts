@@ -5,25 +5,16 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import type { ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
-import { formatHostPort } from '../../core/address.js';
 import { labBpfPinRoot } from './names.js';
 import { errorMessage } from '../../core/errors.js';
 import { componentLogger } from '../../core/log.js';
 import { FileSource } from '../../core/sources/file.js';
 import { ConfigStore } from '../../core/store.js';
-import { stopChildGroup } from './children.js';
 import { AgentSupervisor } from './agent-supervisor.js';
+import { CaSupervisor } from './ca-supervisor.js';
 import { ControlError, controlSocketProblem, serveControl } from './control-socket.js';
-import {
-  agentPinDir,
-  httpOkInNetns,
-  LAB_BPFFS,
-  startCa,
-  waitUntilReady,
-  writeNodeToken,
-} from './control-plane.js';
+import { agentPinDir, LAB_BPFFS, writeNodeToken } from './control-plane.js';
 import { PodActionError, PodController } from './controller.js';
 import { planLab, type LabOptions } from './plan.js';
 import { isRunning, readLabState, recordProcess } from './state.js';
@@ -59,22 +50,11 @@ export async function runLab(options: LabOptions): Promise<number> {
     if (stop.signal.aborted) throw new Stopped('stopped while starting');
   };
 
-  const parts: ChildProcess[] = [];
   let source: FileSource | undefined;
   let controller: PodController | undefined;
   const agents = new Map<string, AgentSupervisor>();
+  let ca: CaSupervisor | undefined;
   let control: Server | undefined;
-  const track = (name: string, child: ChildProcess, netns: string, onExit?: () => void): void => {
-    parts.push(child);
-    if (child.pid === undefined) return;
-    const record = recordProcess(name, child.pid, netns);
-    state.process(record, null);
-    child.once('exit', (code, signal) => {
-      state.process(null, record);
-      onExit?.();
-      if (!stop.signal.aborted) log.error({ part: name, code, signal }, 'part exited');
-    });
-  };
 
   let exitCode = 0;
   try {
@@ -82,17 +62,8 @@ export async function runLab(options: LabOptions): Promise<number> {
     for (const node of plan.nodes) await createNode(plan, node, state);
     checkpoint();
 
-    const caNode = plan.nodes[plan.ca.nodeIndex]!;
-    const ca = startCa(plan);
-    track('ca', ca, caNode.netns, () => state.update({ ca: { ...state.state.ca, process: null } }));
-    if (ca.pid !== undefined)
-      state.update({ ca: { ...state.state.ca, process: recordProcess('ca', ca.pid, caNode.netns) } });
-    await waitUntilReady(
-      'the CA',
-      () => httpOkInNetns(caNode.netns, `http://${formatHostPort(plan.ca.http)}/healthz/ready`),
-      ca,
-      plan.ca.log,
-    );
+    ca = new CaSupervisor(plan, state);
+    await ca.start();
     checkpoint();
 
     // Capture pins live in a bpf filesystem of the machine's mount namespace, so they outlive an agent
@@ -116,7 +87,7 @@ export async function runLab(options: LabOptions): Promise<number> {
     if (!(await controller.settle(PODS_SETTLE_TIMEOUT_MS)))
       log.warn({ timeoutMs: PODS_SETTLE_TIMEOUT_MS }, 'pods still starting; the lab is up anyway');
     checkpoint();
-    control = await serveAgentControl(plan.dir, agents, controller);
+    control = await serveAgentControl(plan.dir, agents, controller, ca);
     state.update({ phase: 'ready' });
     log.info({ id: plan.id, dir: plan.dir }, 'lab ready');
     await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
@@ -137,7 +108,7 @@ export async function runLab(options: LabOptions): Promise<number> {
   control?.close();
   await source?.stop();
   await Promise.all([...agents.values()].map((agent) => agent.shutdown()));
-  await Promise.all(parts.map((child) => stopChildGroup(child)));
+  await ca?.shutdown();
   await sweepLab(state.state, process.pid);
   state.update({ phase: exitCode === 0 ? 'stopped' : 'failed', processes: [], pods: [] });
   process.off('SIGTERM', onSignal);
@@ -153,6 +124,7 @@ async function serveAgentControl(
   dir: string,
   agents: Map<string, AgentSupervisor>,
   pods?: PodController,
+  ca?: CaSupervisor,
 ): Promise<Server | undefined> {
   const problem = controlSocketProblem(dir);
   if (problem !== undefined) {
@@ -169,6 +141,13 @@ async function serveAgentControl(
       await agent[action]();
       return { node, action, done: true };
     },
+    // `weft lab restart ca`: a new CA prepared beside the old one, which then hands over its ports.
+    ...(ca && {
+      async ca(action: 'restart') {
+        log.info({ action }, 'ca command');
+        return { action, ...(await ca.restart()) };
+      },
+    }),
     // `weft lab restart waypoint`: each pod of the waypoint gets a new process beside the old one.
     ...(pods && {
       async waypoint(namespace: string, name: string, action: 'restart') {

@@ -82,6 +82,10 @@ interface Workload extends K8sObject {
       type: string;
       rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string };
     };
+    strategy?: {
+      type: string;
+      rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string };
+    };
     template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
   };
 }
@@ -536,6 +540,11 @@ t.test('defaults: CA, agent, RBAC, CRDs, GatewayClass; no waypoint', { skip }, a
   const ca = r.get('Deployment', 'weft-ca', NS) as Workload;
   t.equal(ca.spec.replicas, 1, 'one CA replica by default');
   t.notOk(r.find('PodDisruptionBudget', 'weft-ca', NS), 'no PDB for one replica');
+  t.same(
+    ca.spec.strategy,
+    { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+    'upgrades surge: the new CA is ready before the old one stops',
+  );
   const caPod = ca.spec.template.spec;
   const caC = podContainer(ca);
   const { flags: caFlags } = parseArgs(caC.args ?? []);

@@ -9,9 +9,11 @@
 // - Kill: the CA is stopped (SIGSTOP: it accepts nothing and answers nothing), node-1's agent is
 //   SIGKILLed; while it is down the client's connections fail (never reach echo in plaintext); the lab
 //   restarts it, and it serves within a second of starting, with the certificates from its cache.
+// - CA restart: `weft lab restart ca` under requests; none fails, the new CA was prepared before the old
+//   one stopped, and it signs the certificate of a pod applied after it.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI, alive, labDir, labUnavailable, readState, skipReason, weft } from './cluster/lab-harness.js';
@@ -67,6 +69,27 @@ async function curlFromClient(dir: string, url: string): Promise<{ code: number;
     url,
   ]);
   return { code: r.code, status: r.stdout.trim() };
+}
+
+/**
+ * `count` requests from the client pod to `url`, each on a new connection, 50 ms apart: one line per
+ * request, `<epoch ms> <HTTP status>` (000 when it failed), in `output()` as they come and in `done`.
+ */
+function probeFromClient(
+  dir: string,
+  url: string,
+  count: number,
+  maxTimeS: number,
+): { output(): string; done: Promise<string> } {
+  const script = `for i in $(seq ${count}); do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time ${maxTimeS} ${url}); echo "$(date +%s%3N) $c"; sleep 0.05; done`;
+  const probe = spawn(
+    process.execPath,
+    [CLI, 'lab', 'exec', '--dir', dir, 'default/client', '--', 'sh', '-c', script],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  probe.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return { output: () => out, done: new Promise((resolve) => probe.once('exit', () => resolve(out))) };
 }
 
 t.test('agents restart and crash', { skip: skipReason(t, unavailable), timeout: 190_000 }, async (t) => {
@@ -167,16 +190,8 @@ t.test('agents restart and crash', { skip: skipReason(t, unavailable), timeout: 
     t.equal((await run('kill', ['-STOP', String(ca)])).code, 0, 'the CA is frozen');
     const killed = agentPid(dir, 'node-1')!;
     // A request on a new connection every 50 ms from inside the client pod, across the kill.
-    const probeScript = `for i in $(seq 120); do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 0.5 ${url}); echo "$(date +%s%3N) $c"; sleep 0.05; done`;
-    const probe = spawn(
-      process.execPath,
-      [CLI, 'lab', 'exec', '--dir', dir, 'default/client', '--', 'sh', '-c', probeScript],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let probeOut = '';
-    probe.stdout.on('data', (d: Buffer) => (probeOut += d.toString()));
-    const probeDone = new Promise((resolve) => probe.once('exit', resolve));
-    while (probeOut.split('\n').length < 10) await sleep(50);
+    const probe = probeFromClient(dir, url, 120, 0.5);
+    while (probe.output().split('\n').length < 10) await sleep(50);
     const windowStart = Date.now();
     const k = await weft(['lab', 'agent', 'kill', 'node-1', '--dir', dir]);
     t.equal(k.code, 0, `weft lab agent kill node-1: ${k.stderr}`);
@@ -187,7 +202,7 @@ t.test('agents restart and crash', { skip: skipReason(t, unavailable), timeout: 
     }
     t.ok(newPid !== undefined && newPid !== killed, `restarted (pid ${newPid})`);
     const startedAt = processStartMs(newPid!);
-    await probeDone;
+    const probeOut = await probe.done;
     const windowEnd = Date.now();
     const probes = probeOut
       .trim()
@@ -245,4 +260,71 @@ t.test('agents restart and crash', { skip: skipReason(t, unavailable), timeout: 
       t.comment(`serving ${Math.round(Date.parse(readyLine.time) - startedAt)} ms after its process started`);
     } else t.fail('the new agent logged its start and readiness');
   });
+
+  await t.test(
+    'weft lab restart ca: prepared beside the old one; no failed request; the new one signs',
+    async (t) => {
+      const caBefore = readState(dir).ca.process?.pid;
+      t.ok(caBefore !== undefined, 'a CA runs');
+      await run('kill', ['-CONT', String(caBefore)]);
+      // Requests on new connections across the restart: the agents hold their certificates.
+      const probe = probeFromClient(dir, url, 60, 1);
+      await sleep(500);
+      const r = await weft(['lab', 'restart', 'ca', '--dir', dir]);
+      t.equal(r.code, 0, `weft lab restart ca: ${r.stdout.trim()} ${r.stderr}`);
+      const caAfter = readState(dir).ca.process?.pid;
+      t.ok(caAfter !== undefined && caAfter !== caBefore, `a new CA process (pid ${caBefore} → ${caAfter})`);
+      t.notOk(alive(caBefore!), 'the old one exited');
+      const caLog = logLines(join(dir, 'logs', 'ca.log'));
+      const prepared = caLog.find(
+        (l) => l.pid === caAfter && l.msg === 'ca prepared; taking the ports when free',
+      );
+      const stopping = caLog.find((l) => l.pid === caBefore && l.msg === 'ca stopping');
+      t.ok(
+        prepared?.time !== undefined && stopping?.time !== undefined && prepared.time <= stopping.time,
+        'the new one was prepared before the old one was told to stop',
+      );
+      const codes = (await probe.done)
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[1]);
+      t.ok(codes.length >= 50, `${codes.length} requests across the restart`);
+      t.same(
+        codes.filter((c) => c !== '200'),
+        [],
+        'none failed',
+      );
+      // The new CA signs: a workload with an identity no agent holds yet gets its certificate.
+      const manifest = join(dir, 'ca-restart-pod.yaml');
+      writeFileSync(
+        manifest,
+        [
+          'apiVersion: v1',
+          'kind: Pod',
+          'metadata: {name: after-ca-restart, namespace: default, labels: {app: after-ca-restart}}',
+          'spec:',
+          '  serviceAccountName: after-ca-restart',
+          '  nodeName: node-2',
+          '  containers: [{name: echo, command: [weft, lab, workload, echo, --port, "8080"]}]',
+          '',
+        ].join('\n'),
+      );
+      t.equal((await weft(['apply', '-f', manifest, '--dir', dir])).code, 0, 'a new pod applied');
+      const identity = 'spiffe://cluster.local/ns/default/sa/after-ca-restart';
+      let issued = false;
+      for (let i = 0; i < 100 && !issued; i++) {
+        await sleep(200);
+        issued = logLines(logs('node-2')).some(
+          (l) => l.msg === 'certificate ready' && l.identity === identity,
+        );
+      }
+      t.ok(issued, `node-2's agent got a certificate for ${identity} from the new CA`);
+      t.ok(
+        logLines(join(dir, 'logs', 'ca.log')).some(
+          (l) => l.pid === caAfter && /issued|signed/.test(String(l.msg)),
+        ),
+        'the new CA logged the issuance',
+      );
+    },
+  );
 });

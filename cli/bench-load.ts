@@ -155,12 +155,16 @@ export async function benchLoad(argv: string[], defaultProtocol: ProtocolName = 
     });
     if (showProgress) process.stderr.write('\n');
     const scheduler = schedulerPolicy();
-    process.stdout.write(
+    const text =
       f.json === true
         ? `${JSON.stringify({ ...result, target, scheduler })}\n`
-        : `${formatLoadResult(result)}\n  generator scheduler: ${scheduler}\n`,
-    );
-    return result.errorCount === 0 ? 0 : 2;
+        : `${formatLoadResult(result)}\n  generator scheduler: ${scheduler}\n`;
+    const code = result.errorCount === 0 ? 0 : 2;
+    await new Promise((resolve) => process.stdout.write(text, resolve));
+    // The real-time copy exits once its result is out: nothing it opened may keep it running above
+    // every normal process (the system under test included).
+    if (process.env[REEXEC_ENV] === '1') process.exit(code);
+    return code;
   } finally {
     process.off('SIGINT', onSignal);
   }

@@ -42,7 +42,7 @@ import {
   type ChaosMode,
   type LoggedDrain,
 } from './chaos/analysis.js';
-import type { ChaosClientResult, ChaosClientStarted } from './chaos/client.js';
+import type { ChaosClientResult, ChaosClientStarted, ChaosLoads } from './chaos/client.js';
 import { CpuWatch, type CpuUse } from './chaos/cpu-watch.js';
 import { LinkCapture, type LinkCaptureResult } from './chaos/link-capture.js';
 import type { LoadErrorKind } from './load/types.js';
@@ -88,20 +88,12 @@ spec:
       targetPort: 8080
 `;
 
-export interface ChaosOptions {
+export interface ChaosOptions extends ChaosLoads {
   readonly modes: readonly ChaosMode[];
   /** The measured run's least length; the events are spread over it. */
   readonly durationMs: number;
   /** At least this long between one event's end and the next one's start, and after the last. */
   readonly gapMs: number;
-  readonly warmupMs: number;
-  readonly keepAliveRate: number;
-  readonly keepAliveConnections: number;
-  readonly newConnectionRate: number;
-  readonly streams: number;
-  readonly streamIntervalMs: number;
-  readonly probeIntervalMs: number;
-  readonly probeTimeoutMs: number;
   /**
    * The client under chrt -f (fixed-rate latency measured from the schedule, bench/load/scheduler.ts);
    * off where other jobs share the machine (the test): a real-time process must never be able to keep

@@ -11,7 +11,8 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { caServiceDefinition } from '../core/ca-api.js';
-import { componentLogger, type Logger } from '../core/log.js';
+import { componentLogger } from '../core/log.js';
+import { listenHttp, whenPortFree, type PortWait } from '../core/http-endpoints.js';
 import { errorMessage } from '../core/errors.js';
 import { formatHostPort, type HostPort } from '../core/address.js';
 import { exportPkcs8Pem, generateP256KeyPair } from '../core/x509.js';
@@ -105,7 +106,7 @@ export interface CaOptions {
    * then take each port as soon as the CA being replaced lets go of it (retried every `retryMs`, for at
    * most `timeoutMs`). The gap between the two is the old one's shutdown and one retry.
    */
-  readonly waitForPorts?: { readonly retryMs: number; readonly timeoutMs: number } | undefined;
+  readonly waitForPorts?: PortWait | undefined;
 }
 
 export interface CaHandle {
@@ -265,26 +266,15 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
     }
   };
 
+  // A successor takes each port when its predecessor lets go (--wait-for-ports); else at once.
+  const whenFree = <T>(addr: HostPort, listen: () => Promise<T>): Promise<T> =>
+    options.waitForPorts ? whenPortFree(listen, addr, log, options.waitForPorts) : listen();
   const listenHttpPort = async (): Promise<void> => {
-    if (!options.httpListen) return;
     const listenAt = options.httpListen;
-    http = serveHttp(state);
-    const server = http;
-    await whenPortFree(
-      options.waitForPorts,
-      listenAt,
-      log,
-      () =>
-        new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(listenAt.port, listenAt.host, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        }),
-    );
-    const addr = server.address();
-    httpAddress = { host: listenAt.host, port: typeof addr === 'object' && addr ? addr.port : 0 };
+    if (!listenAt) return;
+    const server = serveHttp(state);
+    http = server;
+    httpAddress = await whenFree(listenAt, () => listenHttp(server, listenAt));
   };
 
   try {
@@ -341,10 +331,8 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
       log.info({ grpc: formatHostPort(options.grpcListen) }, 'ca prepared; taking the ports when free');
       await listenHttpPort();
     }
-    const grpcPort = await whenPortFree(
-      options.waitForPorts,
+    const grpcPort = await whenFree(
       options.grpcListen,
-      log,
       () =>
         new Promise<number>((resolve, reject) =>
           grpcServer.bindAsync(formatHostPort(options.grpcListen), credentials, (err, port) =>
@@ -363,33 +351,5 @@ export async function startCa(options: CaOptions): Promise<CaHandle> {
   } catch (err) {
     await stopAll();
     throw err;
-  }
-}
-
-/**
- * Runs `listen` until it does not fail for a port in use, with `wait` (else once). grpc-js reports the
- * cause only in its message.
- */
-async function whenPortFree<T>(
-  wait: CaOptions['waitForPorts'],
-  address: HostPort,
-  log: Logger,
-  listen: () => Promise<T>,
-): Promise<T> {
-  const deadline = Date.now() + (wait?.timeoutMs ?? 0);
-  let logged = false;
-  for (;;) {
-    try {
-      return await listen();
-    } catch (err) {
-      if (!wait || !/EADDRINUSE/.test(errorMessage(err)) || Date.now() >= deadline) throw err;
-      if (!logged)
-        log.info(
-          { address: formatHostPort(address) },
-          'port still held (by the CA being replaced?); waiting',
-        );
-      logged = true;
-      await new Promise((resolve) => setTimeout(resolve, wait.retryMs));
-    }
   }
 }

@@ -1,7 +1,7 @@
 // The byte pump between the two ends of a proxied connection (the agent's application socket and tunnel
 // stream; the waypoint's tunnel and upstream): two pipes, FIN carried both ways (and a stream reset as
-// a socket reset), back-pressure by pipe(), and one `done` callback when both directions are over. No per-chunk work here: the agent
-// counts bytes on its sockets (bytesRead/bytesWritten) at close.
+// a socket reset), back-pressure by pipe(), and one `done` callback when both directions are over. No
+// per-chunk work here: the agent counts bytes on its sockets (bytesRead/bytesWritten) at close.
 //
 // A reset or broken pipe on an established connection is a normal ending; the callback gets the
 // error so the access log can say how the connection ended.

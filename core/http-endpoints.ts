@@ -7,6 +7,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { formatHostPort, type HostPort } from './address.js';
 import type { Logger } from './log.js';
+import { errorMessage } from './errors.js';
 import type { Registry } from 'prom-client';
 import { serveFlows } from './flows/stream.js';
 import type { FlowRing } from './flows/ring.js';
@@ -104,42 +105,58 @@ export async function listenHttpUnix(server: Server, path: string): Promise<stri
   return path;
 }
 
+/** How a successor waits for ports its predecessor still holds. */
+export interface PortWait {
+  readonly retryMs: number;
+  readonly timeoutMs: number;
+}
+
 /**
- * Starts `server` on `addr` once the port is free: a successor agent starts while its predecessor still
- * holds its fixed ports, and gets them when the predecessor lets go (after the takeover). Resolves at
- * once with `addr`; logs while it waits.
+ * Runs `listen` again every `wait.retryMs` while it fails because the port is held (EADDRINUSE), for at
+ * most `wait.timeoutMs`: a successor (agent, CA) starts while its predecessor still holds its fixed
+ * ports, and takes each when the predecessor lets go. Logs while it waits. grpc-js gives the cause in
+ * its message only, so the message is what is matched.
  */
-export function listenWhenFree(server: NetServer, addr: HostPort, log: Logger, retryMs = 100): HostPort {
-  let waiting = false;
-  const attempt = (): void => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      server.off('listening', onListening);
-      if (err.code !== 'EADDRINUSE') {
-        log.error({ address: formatHostPort(addr), error: err.message }, 'listener failed');
-        return;
-      }
-      if (!waiting)
+export async function whenPortFree<T>(
+  listen: () => Promise<T>,
+  addr: HostPort,
+  log: Logger,
+  wait: PortWait,
+): Promise<T> {
+  const deadline = Date.now() + wait.timeoutMs;
+  let waited = false;
+  for (;;) {
+    try {
+      const result = await listen();
+      if (waited) log.info({ address: formatHostPort(addr) }, 'port free: listening');
+      return result;
+    } catch (err) {
+      if (!/EADDRINUSE/.test(errorMessage(err)) || Date.now() >= deadline) throw err;
+      if (!waited)
         log.info(
           { address: formatHostPort(addr) },
-          'port still held (by the agent being replaced?); waiting',
+          'port still held (by the process being replaced?); waiting',
         );
-      waiting = true;
-      setTimeout(attempt, retryMs).unref();
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      if (waiting) log.info({ address: formatHostPort(addr) }, 'port free: listening');
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(addr.port, addr.host);
-  };
-  attempt();
+      waited = true;
+      await new Promise((resolve) => setTimeout(resolve, wait.retryMs).unref());
+    }
+  }
+}
+
+/**
+ * Starts `server` on `addr` once the port is free (see whenPortFree), without waiting for it: resolves
+ * at once with `addr`.
+ */
+export function listenWhenFree(server: NetServer, addr: HostPort, log: Logger, retryMs = 100): HostPort {
+  whenPortFree(() => listenHttp(server, addr), addr, log, { retryMs, timeoutMs: Infinity }).catch(
+    (err: unknown) =>
+      log.error({ address: formatHostPort(addr), error: errorMessage(err) }, 'listener failed'),
+  );
   return addr;
 }
 
 /** Starts `server` on `addr`; resolves with the bound address (port 0 gives the chosen port). */
-export async function listenHttp(server: Server, addr: HostPort): Promise<HostPort> {
+export async function listenHttp(server: NetServer, addr: HostPort): Promise<HostPort> {
   server.listen(addr.port, addr.host);
   await once(server, 'listening');
   const bound = server.address();

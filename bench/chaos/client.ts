@@ -19,12 +19,8 @@ import { OutageProbe, type ProbeResult } from './probe.js';
 import { LongLivedStreams, type StreamsResult } from './streams.js';
 import { newTimeline, outcomeLetter, recordOutcome, type Timeline } from './timeline.js';
 
-export interface ChaosClientOptions {
-  /** The HTTP Service (ClusterIP:port) the keep-alive, new-connection and probe requests go to. */
-  readonly http: HostPort;
-  /** The TCP echo Service the long-lived connections go to. */
-  readonly tcp: HostPort;
-  readonly marker: string;
+/** The client's loads: what `weft bench chaos` asks of it. */
+export interface ChaosLoads {
   readonly keepAliveRate: number;
   readonly keepAliveConnections: number;
   readonly newConnectionRate: number;
@@ -34,6 +30,14 @@ export interface ChaosClientOptions {
   readonly probeTimeoutMs: number;
   /** Run before the measured window starts (requests then are not recorded). */
   readonly warmupMs: number;
+}
+
+export interface ChaosClientOptions extends ChaosLoads {
+  /** The HTTP Service (ClusterIP:port) the keep-alive, new-connection and probe requests go to. */
+  readonly http: HostPort;
+  /** The TCP echo Service the long-lived connections go to. */
+  readonly tcp: HostPort;
+  readonly marker: string;
   /** The longest it runs after the warm-up if never told to stop. */
   readonly maxDurationMs: number;
   /** Called once the warm-up is over: the measured window starts. */
